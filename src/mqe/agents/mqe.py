@@ -1,0 +1,264 @@
+"""MQE: Multistep Quasimetric Estimation (Zheng, Myers, Eysenbach, Levine; ICLR 2026).
+
+One readable file, in the shape of OGBench's agents: a commented config, ``create``, ``total_loss``,
+``update``, ``sample_actions``. The math follows ``shared/spec/MQE.md`` (section numbers below).
+
+Critic (section 3), per ensemble member e, averaged over e:
+  d_ij   = d(phi_e(s_i, a_i), psi_e(g_j))                    all pairs of the batch
+  d^w_ij = sg[d(psi_e(w_i), psi_e(g_j))]
+  L_T    = (1 - omega) mean_ij l_ij + omega mean_i l_ii,     l = LINEX(d, d^w, k'_i)
+  L_I    = mean_i (exp(-d(psi_e(s_i), phi_e(s_i, a_i))) - 1)^2      (default variant)
+Actor (DDPG + BC):
+  q_i  = min_e -d(phi_e(s_i, clip(mu(s_i, g_i))), psi_e(g_i))   (critic parameters frozen)
+  L_mu = -mean_i q_i / sg(mean_i |q_i| + 1e-6) - alpha mean_i log pi(a_i | s_i, g_i)
+One Adam step on L_T + L_I + L_mu per batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import optax
+
+from mqe import losses
+from mqe.networks import GaussianPolicy, StateActionEncoder, StateEncoder
+from mqe.quasimetric import DISTANCE_SCALES, QUASIMETRICS, make_quasimetric
+from mqe.sampling import SamplerConfig
+
+INVARIANCE_LOSSES = ("exp_squared", "squared", "all_pairs", "expectile", "none")
+
+
+@dataclasses.dataclass(frozen=True)
+class MQEConfig:
+    """Every hyperparameter of MQE. Defaults: the paper's state-based configuration (Table 2)."""
+
+    # --- batch sampling (section 2) ---
+    batch_size: int = 256  # transitions per update
+    gamma: float = 0.995  # discount; value goal K ~ Geom(1 - gamma); one step = |log gamma| of distance
+    waypoint_discount: float = 0.95  # lambda: waypoint offset k ~ Geom(1 - lambda)
+    next_state_prob: float = 0.2  # p: waypoint replaced by s' (k' = 1) with this probability
+    waypoint_distribution: str = "geometric"  # geometric | uniform_to_goal | uniform | fixed (Table 6)
+    waypoint_steps: int = 50  # n for the "uniform" (U{1..n}) and "fixed" (k = n) ablations
+    # --- critic (sections 1, 3) ---
+    latent_dim: int = 512  # D: size of phi(s, a) and psi(x)
+    encoder_hidden_dims: tuple[int, ...] = (512, 512, 512)  # hidden widths of phi and psi
+    encoder_layer_norm: bool = True  # LayerNorm after each hidden GELU of phi and psi
+    ensemble_size: int = 2  # E: independent (phi_e, psi_e) pairs; the actor uses the min over e
+    quasimetric: str = "mrn"  # mrn | iqe
+    num_components: int = 8  # C: quasimetric components (MRN chunks / IQE components)
+    distance_scale: str = "c_sqrt_d"  # c_sqrt_d: 1/(C sqrt D) (MRN); c: 1/C; none: plain sum
+    iqe_alpha: float = 0.5  # IQE only: weight of max vs mean over components
+    pair_weight: float = 0.5  # omega: weight of the matched (diagonal) pairs in L_T
+    linex_clip: float = 5.0  # t: LINEX is linear beyond delta = d - d^w > t
+    invariance: str = "exp_squared"  # exp_squared | squared | all_pairs | expectile | none (Table 7)
+    invariance_weight: float = 1.0  # weight of L_I
+    invariance_expectile: float = 0.7  # kappa of the "expectile" invariance variant
+    # --- actor (section 3) ---
+    actor_hidden_dims: tuple[int, ...] = (512, 512, 512)  # policy MLP widths (no LayerNorm)
+    alpha: float = 0.03  # BC coefficient (Table 3; dataset-dependent, see presets)
+    policy_std: float = 1.0  # constant std of the Gaussian policy (log-likelihood of the BC term)
+    actor_mean_init_scale: float = 1e-2  # init scale of the policy's mean head
+    # --- optimisation ---
+    learning_rate: float = 3e-4  # Adam, default betas, eps 1e-8; no clipping, no weight decay
+
+    def __post_init__(self):
+        checks = [
+            (self.quasimetric in QUASIMETRICS, f"quasimetric must be one of {QUASIMETRICS}"),
+            (self.distance_scale in DISTANCE_SCALES, f"distance_scale must be one of {DISTANCE_SCALES}"),
+            (self.invariance in INVARIANCE_LOSSES, f"invariance must be one of {INVARIANCE_LOSSES}"),
+            (0.0 <= self.pair_weight <= 1.0, "pair_weight must be in [0, 1]"),
+            (0.0 < self.invariance_expectile < 1.0, "invariance_expectile must be in (0, 1)"),
+            (self.ensemble_size >= 1, "ensemble_size must be >= 1"),
+            (self.linex_clip > 0, "linex_clip must be > 0"),
+            (self.policy_std > 0, "policy_std must be > 0"),
+            (self.latent_dim % (2 * self.num_components) == 0,
+             "latent_dim must be divisible by 2 * num_components"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(f"MQEConfig: {message}")
+        self.sampler()  # validates the sampling fields
+
+    def sampler(self) -> SamplerConfig:
+        return SamplerConfig(
+            batch_size=self.batch_size,
+            gamma=self.gamma,
+            waypoint_discount=self.waypoint_discount,
+            next_state_prob=self.next_state_prob,
+            waypoint_distribution=self.waypoint_distribution,
+            waypoint_steps=self.waypoint_steps,
+        )
+
+
+class MQEAgent(flax.struct.PyTreeNode):
+    """Parameters, optimiser state and step of an MQE agent; the config and modules are static."""
+
+    params: dict[str, Any]
+    opt_state: Any
+    step: jax.Array
+    config: MQEConfig = flax.struct.field(pytree_node=False)
+
+    # ----- networks, addressed by name -----
+    @property
+    def networks(self) -> dict[str, Any]:
+        return _networks(self.config, self.action_dim)
+
+    @property
+    def action_dim(self) -> int:
+        return _action_dim(self.params)
+
+    def phi(self, params, observations, actions):
+        return self.networks["phi"].apply({"params": params["phi"]}, observations, actions)
+
+    def psi(self, params, observations):
+        return self.networks["psi"].apply({"params": params["psi"]}, observations)
+
+    def policy_mean(self, params, observations, goals):
+        return self.networks["actor"].apply({"params": params["actor"]}, observations, goals)
+
+    # ----- creation -----
+    @classmethod
+    def create(cls, key: jax.Array, example_observations, example_actions, config: MQEConfig):
+        """Initialises all networks and the optimiser from one key and one example batch."""
+        obs = jnp.asarray(example_observations, jnp.float32)
+        act = jnp.asarray(example_actions, jnp.float32)
+        nets = _networks(config, act.shape[-1])
+        k_phi, k_psi, k_actor = jax.random.split(key, 3)
+        params = {
+            "phi": nets["phi"].init(k_phi, obs, act)["params"],
+            "psi": nets["psi"].init(k_psi, obs)["params"],
+            "actor": nets["actor"].init(k_actor, obs, obs)["params"],
+        }
+        opt_state = _optimizer(config).init(params)
+        return cls(params=params, opt_state=opt_state, step=jnp.zeros((), jnp.int32), config=config)
+
+    # ----- losses -----
+    def critic_loss(self, params, batch):
+        cfg = self.config
+        matched, pairwise = self._distances()
+        obs, act, goals = batch["observations"], batch["actions"], batch["goals"]
+        steps = batch["waypoint_steps"]
+
+        phi_sa = self.phi(params, obs, act)  # (E, B, D)
+        psi_sg = self.psi(params, jnp.concatenate([obs, goals], axis=0))  # one pass for s and g
+        psi_s, psi_g = jnp.split(psi_sg, 2, axis=1)
+        psi_w = jax.lax.stop_gradient(self.psi(params, batch["waypoints"]))
+
+        d = jax.vmap(pairwise)(phi_sa, psi_g)  # (E, B, B): d((s_i, a_i), g_j)
+        d_w = jax.lax.stop_gradient(jax.vmap(pairwise)(psi_w, jax.lax.stop_gradient(psi_g)))
+        ell = losses.linex_backup_loss(d, d_w, steps[None, :, None], cfg.gamma, cfg.linex_clip)
+        backup_loss = jnp.mean(losses.weighted_pair_mean(ell, cfg.pair_weight))
+
+        invariance_loss = self._invariance_loss(params, psi_s, phi_sa, psi_g, d, batch)
+        d_diag = jnp.diagonal(d, axis1=-2, axis2=-1)
+        dw_diag = jnp.diagonal(d_w, axis1=-2, axis2=-1)
+        log_gamma = abs(math.log(cfg.gamma))
+        metrics = {
+            "critic/backup_loss": backup_loss,
+            "critic/invariance_loss": invariance_loss,
+            "critic/d_matched": jnp.mean(d_diag),
+            "critic/d_all_pairs": jnp.mean(d),
+            "critic/matched_steps": jnp.mean(d_diag) / log_gamma,
+            "critic/target_gap_steps": jnp.mean(
+                d_diag - losses.linex_target(dw_diag, steps[None, :], cfg.gamma)
+            ) / log_gamma,
+            "critic/invariance_distance": jnp.mean(matched(psi_s, phi_sa)),
+        }
+        return backup_loss + cfg.invariance_weight * invariance_loss, metrics
+
+    def _invariance_loss(self, params, psi_s, phi_sa, psi_g, d, batch):
+        cfg = self.config
+        matched, _ = self._distances()
+        kind = cfg.invariance
+        if kind == "none":
+            return jnp.zeros(())
+        if kind == "exp_squared":
+            return jnp.mean(jnp.square(jnp.exp(-matched(psi_s, phi_sa)) - 1.0))
+        if kind == "squared":
+            return jnp.mean(jnp.square(matched(psi_s, phi_sa)))
+        if kind == "all_pairs":  # paper Eq. 15 literally: every state with every batch action
+            obs, act = batch["observations"], batch["actions"]
+            b = obs.shape[0]
+            obs_ij = jnp.broadcast_to(obs[:, None], (b, b, obs.shape[-1]))
+            act_ij = jnp.broadcast_to(act[None, :], (b, b, act.shape[-1]))
+            phi_ij = self.phi(params, obs_ij, act_ij)  # (E, B, B, D)
+            return jnp.mean(jnp.square(matched(psi_s[:, :, None, :], phi_ij)))
+        # "expectile": fit the value distance d(s, g) to a lower expectile of d((s, a), g) (IQL-style,
+        # with V = -d(psi(s), psi(g)) and Q = -d(phi(s, a), psi(g)) on the matched goals).
+        d_value = matched(psi_s, psi_g)
+        d_q = jax.lax.stop_gradient(jnp.diagonal(d, axis1=-2, axis2=-1))
+        return jnp.mean(losses.expectile_loss(d_value - d_q, cfg.invariance_expectile))
+
+    def actor_loss(self, params, batch):
+        cfg = self.config
+        matched, _ = self._distances()
+        obs, goals = batch["observations"], batch["actor_goals"]
+        mean = self.policy_mean(params, obs, goals)
+        frozen = jax.lax.stop_gradient({"phi": params["phi"], "psi": params["psi"]})
+        d = matched(self.phi(frozen, obs, jnp.clip(mean, -1.0, 1.0)), self.psi(frozen, goals))
+        q = jnp.min(-d, axis=0)  # pessimistic over the ensemble
+        q_loss = -jnp.mean(q) / jax.lax.stop_gradient(jnp.mean(jnp.abs(q)) + 1e-6)
+        log_prob = losses.gaussian_log_prob(batch["actions"], mean, cfg.policy_std)
+        bc_loss = -cfg.alpha * jnp.mean(log_prob)
+        metrics = {
+            "actor/loss": q_loss + bc_loss,
+            "actor/q_loss": q_loss,
+            "actor/bc_log_prob": jnp.mean(log_prob),
+            "actor/q_mean": jnp.mean(q),
+            "actor/mse": jnp.mean(jnp.square(jnp.clip(mean, -1.0, 1.0) - batch["actions"])),
+        }
+        return q_loss + bc_loss, metrics
+
+    def total_loss(self, params, batch):
+        critic, critic_metrics = self.critic_loss(params, batch)
+        actor, actor_metrics = self.actor_loss(params, batch)
+        loss = critic + actor
+        return loss, {**critic_metrics, **actor_metrics, "total_loss": loss}
+
+    def update(self, batch):
+        """One joint Adam step on L_T + L_I + L_mu. Returns (new agent, metrics)."""
+        grads, metrics = jax.grad(self.total_loss, has_aux=True)(self.params, batch)
+        updates, opt_state = _optimizer(self.config).update(grads, self.opt_state, self.params)
+        params = optax.apply_updates(self.params, updates)
+        metrics["grad_norm"] = optax.global_norm(grads)
+        return self.replace(params=params, opt_state=opt_state, step=self.step + 1), metrics
+
+    # ----- inference -----
+    def sample_actions(self, observations, goals):
+        """Deterministic action: the policy mean clipped to [-1, 1]."""
+        return jnp.clip(self.policy_mean(self.params, observations, goals), -1.0, 1.0)
+
+    def distance(self, observations, goals):
+        """Learned d(psi_e(s), psi_e(g)) per ensemble member: (E, ...)."""
+        matched, _ = self._distances()
+        return matched(self.psi(self.params, observations), self.psi(self.params, goals))
+
+    def _distances(self):
+        cfg = self.config
+        return make_quasimetric(cfg.quasimetric, cfg.num_components, cfg.distance_scale, cfg.iqe_alpha)
+
+
+def _action_dim(params) -> int:
+    leaves = params["actor"]
+    # The policy's last Dense has the action dimension as its bias size.
+    last = sorted(leaves["MLP_0"].keys(), key=lambda name: int(name.split("_")[-1]))[-1]
+    return int(leaves["MLP_0"][last]["bias"].shape[0])
+
+
+def _networks(config: MQEConfig, action_dim: int) -> dict[str, Any]:
+    return {
+        "phi": StateActionEncoder(config.encoder_hidden_dims, config.latent_dim, config.ensemble_size,
+                                  config.encoder_layer_norm),
+        "psi": StateEncoder(config.encoder_hidden_dims, config.latent_dim, config.ensemble_size,
+                            config.encoder_layer_norm),
+        "actor": GaussianPolicy(config.actor_hidden_dims, action_dim, config.actor_mean_init_scale),
+    }
+
+
+def _optimizer(config: MQEConfig) -> optax.GradientTransformation:
+    return optax.adam(config.learning_rate, b1=0.9, b2=0.999, eps=1e-8)

@@ -1,0 +1,97 @@
+"""Flax (linen) networks: MLP, ensembles of MLPs, and the constant-std Gaussian policy (spec section 1)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+glorot_uniform = nn.initializers.xavier_uniform()
+
+
+class MLP(nn.Module):
+    """Dense -> GELU(tanh approx.) [-> LayerNorm] per hidden layer, then a plain Dense output."""
+
+    hidden_dims: Sequence[int]
+    output_dim: int
+    layer_norm: bool = False
+    output_init_scale: float | None = None  # None: Glorot-uniform; else variance scaling (fan_avg)
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        for width in self.hidden_dims:
+            x = nn.Dense(width, kernel_init=glorot_uniform)(x)
+            x = nn.gelu(x, approximate=True)
+            if self.layer_norm:
+                x = nn.LayerNorm(epsilon=1e-6)(x)
+        if self.output_init_scale is None:
+            out_init = glorot_uniform
+        else:
+            out_init = nn.initializers.variance_scaling(self.output_init_scale, "fan_avg", "uniform")
+        return nn.Dense(self.output_dim, kernel_init=out_init)(x)
+
+
+class EnsembleMLP(nn.Module):
+    """E independent MLPs on the same input: (..., in) -> (E, ..., out)."""
+
+    hidden_dims: Sequence[int]
+    output_dim: int
+    ensemble_size: int = 2
+    layer_norm: bool = True
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        ensemble = nn.vmap(
+            MLP,
+            variable_axes={"params": 0},
+            split_rngs={"params": True},
+            in_axes=None,
+            out_axes=0,
+            axis_size=self.ensemble_size,
+        )
+        return ensemble(self.hidden_dims, self.output_dim, self.layer_norm)(x)
+
+
+class StateActionEncoder(nn.Module):
+    """phi(s, a): an ensemble MLP on concat(s, a) -> (E, ..., D)."""
+
+    hidden_dims: Sequence[int]
+    latent_dim: int
+    ensemble_size: int = 2
+    layer_norm: bool = True
+
+    @nn.compact
+    def __call__(self, observations: jax.Array, actions: jax.Array) -> jax.Array:
+        x = jnp.concatenate([observations, actions], axis=-1)
+        return EnsembleMLP(self.hidden_dims, self.latent_dim, self.ensemble_size, self.layer_norm)(x)
+
+
+class StateEncoder(nn.Module):
+    """psi(x): an ensemble MLP on a state, waypoint or goal -> (E, ..., D)."""
+
+    hidden_dims: Sequence[int]
+    latent_dim: int
+    ensemble_size: int = 2
+    layer_norm: bool = True
+
+    @nn.compact
+    def __call__(self, observations: jax.Array) -> jax.Array:
+        return EnsembleMLP(self.hidden_dims, self.latent_dim, self.ensemble_size, self.layer_norm)(
+            observations
+        )
+
+
+class GaussianPolicy(nn.Module):
+    """pi(a | s, g) = N(mu(s, g), std^2 I) with a constant std; returns the (unclipped) mean."""
+
+    hidden_dims: Sequence[int]
+    action_dim: int
+    mean_init_scale: float = 1e-2  # small initial actions: the BC term dominates early
+
+    @nn.compact
+    def __call__(self, observations: jax.Array, goals: jax.Array) -> jax.Array:
+        x = jnp.concatenate([observations, goals], axis=-1)
+        return MLP(self.hidden_dims, self.action_dim, layer_norm=False,
+                   output_init_scale=self.mean_init_scale)(x)

@@ -1,0 +1,147 @@
+"""Goal and waypoint sampling (spec section 2), as pure JAX functions that run inside the compiled step.
+
+Index arithmetic on a dataset in OGBench's raw layout: trajectories stored back to back, row t + 1
+follows row t, and ``final_index[t]`` is the last row of t's trajectory. Nothing crosses a trajectory
+boundary because every index is capped by ``final_index[t]``.
+
+For a state index t (uniform over rows that have a successor, t < f = final_index[t]):
+
+- value goal:   K ~ Geometric(1 - gamma) on {1, 2, ...};  goal = min(t + K, f)
+- waypoint:     k ~ (waypoint distribution);  waypoint = min(t + k, f, goal);  k' = waypoint - t
+- next-state mixing: with probability p the waypoint is t + 1 and k' = 1
+- actor goal:   uniform over [t + 1, f]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+WAYPOINT_DISTRIBUTIONS = ("geometric", "uniform_to_goal", "uniform", "fixed")
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplerConfig:
+    """Static sampling settings (hashable, so they can be closed over by ``jax.jit``)."""
+
+    batch_size: int = 256
+    gamma: float = 0.995  # value-goal horizon: K ~ Geom(1 - gamma)
+    waypoint_discount: float = 0.95  # lambda: k ~ Geom(1 - lambda) for the "geometric" waypoint
+    next_state_prob: float = 0.2  # p: probability of replacing the waypoint by s' (k' = 1)
+    # "geometric": k ~ Geom(1 - lambda) (default); "uniform_to_goal": k ~ U{1..K_eff} with
+    # K_eff = goal - t; "uniform": k ~ U{1..waypoint_steps}; "fixed": k = waypoint_steps.
+    waypoint_distribution: str = "geometric"
+    waypoint_steps: int = 50  # n of the "uniform" / "fixed" waypoint ablations
+
+    def __post_init__(self):
+        if self.waypoint_distribution not in WAYPOINT_DISTRIBUTIONS:
+            raise ValueError(
+                f"waypoint_distribution must be one of {WAYPOINT_DISTRIBUTIONS}, "
+                f"got {self.waypoint_distribution!r}"
+            )
+        for name in ("gamma", "waypoint_discount"):
+            value = getattr(self, name)
+            if not 0.0 < value < 1.0:
+                raise ValueError(f"{name} must be in (0, 1), got {value}")
+        if not 0.0 <= self.next_state_prob <= 1.0:
+            raise ValueError(f"next_state_prob must be in [0, 1], got {self.next_state_prob}")
+        if self.waypoint_steps < 1:
+            raise ValueError(f"waypoint_steps must be >= 1, got {self.waypoint_steps}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+
+
+@flax.struct.dataclass
+class DeviceData:
+    """A dataset resident on the device: what the compiled training step samples from."""
+
+    observations: jax.Array  # (N, *obs_shape)
+    actions: jax.Array  # (N, action_dim)
+    final_index: jax.Array  # (N,) int32, last row of each row's trajectory
+    valid_index: jax.Array  # (M,) int32, rows t with t < final_index[t]
+
+    @classmethod
+    def from_arrays(cls, observations, actions, final_index) -> "DeviceData":
+        final_index = np.asarray(final_index, dtype=np.int32)
+        valid = np.nonzero(np.arange(len(final_index)) < final_index)[0].astype(np.int32)
+        return cls(
+            observations=jnp.asarray(observations),
+            actions=jnp.asarray(actions, dtype=jnp.float32),
+            final_index=jnp.asarray(final_index),
+            valid_index=jnp.asarray(valid),
+        )
+
+    @classmethod
+    def from_dataset(cls, dataset) -> "DeviceData":
+        return cls.from_arrays(dataset.observations, dataset.actions, dataset.final_index)
+
+
+def geometric(key: jax.Array, success_prob: float, shape) -> jax.Array:
+    """Geometric(success_prob) on {1, 2, ...} by inversion: ceil(log U / log(1 - p)), U in (0, 1]."""
+    u = jax.random.uniform(key, shape, minval=jnp.finfo(jnp.float32).tiny, maxval=1.0)
+    draws = jnp.ceil(jnp.log(u) / jnp.log1p(-success_prob))
+    # Clamp keeps the int cast defined for astronomically unlikely tails; max(1) handles u == 1.
+    return jnp.clip(draws, 1, 2**30).astype(jnp.int32)
+
+
+def uniform_int(key: jax.Array, low: jax.Array, high: jax.Array) -> jax.Array:
+    """Uniform integer in [low, high] (inclusive, elementwise, high >= low)."""
+    span = (high - low + 1).astype(jnp.float32)
+    offset = jnp.floor(jax.random.uniform(key, low.shape) * span).astype(jnp.int32)
+    return low + jnp.minimum(offset, high - low)
+
+
+def sample_indices(key: jax.Array, data: DeviceData, config: SamplerConfig) -> dict[str, jax.Array]:
+    """Draws one batch of row indices and step counts (all int32, shape (batch_size,))."""
+    keys = jax.random.split(key, 6)
+    b = config.batch_size
+    t = data.valid_index[jax.random.randint(keys[0], (b,), 0, data.valid_index.shape[0])]
+    final = data.final_index[t]
+
+    goal = jnp.minimum(t + geometric(keys[1], 1.0 - config.gamma, (b,)), final)
+
+    dist = config.waypoint_distribution
+    if dist == "geometric":
+        k = geometric(keys[2], 1.0 - config.waypoint_discount, (b,))
+    elif dist == "uniform_to_goal":
+        k = uniform_int(keys[2], jnp.ones_like(t), goal - t)
+    elif dist == "uniform":
+        k = uniform_int(keys[2], jnp.ones_like(t), jnp.full_like(t, config.waypoint_steps))
+    else:  # "fixed"
+        k = jnp.full_like(t, config.waypoint_steps)
+    waypoint = jnp.minimum(jnp.minimum(t + k, final), goal)
+    use_next = jax.random.uniform(keys[3], (b,)) < config.next_state_prob
+    waypoint = jnp.where(use_next, t + 1, waypoint)
+
+    actor_goal = uniform_int(keys[4], t + 1, final)
+    return {
+        "state": t,
+        "next_state": t + 1,
+        "goal": goal,
+        "waypoint": waypoint,
+        "waypoint_steps": waypoint - t,
+        "actor_goal": actor_goal,
+    }
+
+
+def gather_batch(data: DeviceData, idx: dict[str, jax.Array]) -> dict[str, jax.Array]:
+    """Looks the sampled indices up in the device-resident arrays."""
+    obs = data.observations
+    return {
+        "observations": obs[idx["state"]],
+        "actions": data.actions[idx["state"]],
+        "next_observations": obs[idx["next_state"]],
+        "goals": obs[idx["goal"]],
+        "waypoints": obs[idx["waypoint"]],
+        "waypoint_steps": idx["waypoint_steps"],
+        "actor_goals": obs[idx["actor_goal"]],
+    }
+
+
+def sample_batch(key: jax.Array, data: DeviceData, config: SamplerConfig) -> dict[str, jax.Array]:
+    """``gather_batch(data, sample_indices(key, data, config))``."""
+    return gather_batch(data, sample_indices(key, data, config))
