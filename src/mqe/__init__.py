@@ -1,2 +1,10 @@
-"""mqe: Multistep Quasimetric Estimation for offline goal-conditioned RL."""
+"""mqe: Multistep Quasimetric Estimation for offline goal-conditioned RL (JAX)."""
+
 __version__ = "0.1.0"
+
+
+def load(path):
+    """Loads a run directory or checkpoint; see :func:`mqe.api.load`."""
+    from mqe.api import load as _load
+
+    return _load(path)

@@ -1,0 +1,25 @@
+"""Agent registry: every agent has a config dataclass and a class with the same contract.
+
+Contract (checked by ``tests/test_agent_contract.py`` for every entry):
+``create(key, example_observations, example_actions, config)``, ``update(batch) -> (agent, metrics)``,
+``total_loss(params, batch) -> (loss, metrics)``, ``sample_actions(observations, goals)``; agents with a
+learned distance also provide ``distance(observations, goals)`` returning (E, ...).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from mqe.agents.mqe import MQEAgent, MQEConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class AgentSpec:
+    agent_class: Any
+    config_class: Any
+
+
+AGENTS: dict[str, AgentSpec] = {
+    "mqe": AgentSpec(MQEAgent, MQEConfig),
+}

@@ -36,12 +36,13 @@ key, and what was expected versus found.
 from __future__ import annotations
 
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from mqe.io import atomic_writer
 
 __all__ = ["Dataset", "DatasetError"]
 
@@ -366,7 +367,6 @@ class Dataset:
         then renamed over ``path``, so readers never see a partial file.
         """
         dst = os.path.abspath(os.fspath(path))
-        directory = os.path.dirname(dst)
         arrays = {
             "observations": self.observations,
             "actions": self.actions,
@@ -374,36 +374,8 @@ class Dataset:
             **self.extras,
         }
         # Suffix .npz so numpy never appends one to the temporary name.
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(dst) + ".", suffix=".tmp.npz")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                (np.savez_compressed if compress else np.savez)(fh, **arrays)
-                fh.flush()
-                os.fsync(fh.fileno())
-            # mkstemp creates 0600 files; keep an existing file's mode, else 0644.
-            os.chmod(tmp, os.stat(dst).st_mode & 0o7777 if os.path.exists(dst) else 0o644)
-            os.replace(tmp, dst)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
-        _fsync_dir(directory)
-
-
-def _fsync_dir(directory: str) -> None:
-    # Persist the rename itself; not supported on every platform/filesystem.
-    try:
-        dir_fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
+        with atomic_writer(dst, suffix=".tmp.npz") as fh:
+            (np.savez_compressed if compress else np.savez)(fh, **arrays)
 
 
 def _check_successors(src: str, obs: np.ndarray, next_obs: np.ndarray, ends: np.ndarray) -> None:

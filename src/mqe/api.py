@@ -1,0 +1,123 @@
+"""Python API for analysis: load a run directory or checkpoint, query distances and actions (numpy in/out).
+
+    >>> import mqe
+    >>> model = mqe.load("runs/my-run")            # newest checkpoint of a run, or a .msgpack file
+    >>> model.distance(observations, goals)         # learned d(psi(s), psi(g)), shape (N,)
+    >>> model.distance(observations, goals) / model.step_distance   # in environment steps
+    >>> model.act(observations, goals)              # deterministic actions, shape (N, action_dim)
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from functools import cached_property
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mqe import checkpoint as ckpt
+from mqe.agents import AGENTS
+from mqe.config import RunConfig
+
+_REDUCTIONS = ("mean", "max", "min", "none")
+
+
+class LoadedAgent:
+    """A trained agent restored from a checkpoint; methods take and return numpy arrays, batched."""
+
+    def __init__(self, agent, config: RunConfig, step: int, path: str, observation_shape, action_dim):
+        self.agent = agent
+        self.config = config
+        self.step = step
+        self.path = path
+        self.observation_shape = tuple(observation_shape)
+        self.action_dim = int(action_dim)
+
+    def __repr__(self) -> str:
+        return (f"LoadedAgent({self.config.agent_name}, step={self.step}, obs={self.observation_shape}, "
+                f"action_dim={self.action_dim}, path={self.path!r})")
+
+    @property
+    def step_distance(self) -> float:
+        """|log gamma|: the learned distance of one environment step."""
+        return abs(math.log(self.config.agent.gamma))
+
+    def distance(self, observations, goals, *, reduce: str = "mean", batch_size: int = 4096) -> np.ndarray:
+        """d(psi(s), psi(g)) for matched rows; ``reduce`` over the ensemble: mean | max | min | none."""
+        if not hasattr(self.agent, "distance"):
+            raise TypeError(f"agent {self.config.agent_name!r} has no learned distance")
+        if reduce not in _REDUCTIONS:
+            raise ValueError(f"reduce must be one of {_REDUCTIONS}, got {reduce!r}")
+        obs, goals = self._rows(observations, "observations"), self._rows(goals, "goals")
+        if obs.shape[0] != goals.shape[0]:
+            raise ValueError(f"observations has {obs.shape[0]} rows but goals has {goals.shape[0]}")
+        out = _batched(self._distance_fn, batch_size, obs, goals)  # (E, N) chunks concatenated on axis 1
+        if reduce == "none":
+            return out
+        return getattr(np, reduce)(out, axis=0)
+
+    def act(self, observations, goals, *, batch_size: int = 4096) -> np.ndarray:
+        """Deterministic actions (policy mean clipped to [-1, 1]) for matched rows: (N, action_dim)."""
+        obs, goals = self._rows(observations, "observations"), self._rows(goals, "goals")
+        if obs.shape[0] != goals.shape[0]:
+            raise ValueError(f"observations has {obs.shape[0]} rows but goals has {goals.shape[0]}")
+        return _batched(self._act_fn, batch_size, obs, goals, axis=0)
+
+    def _rows(self, array, name: str) -> np.ndarray:
+        arr = np.asarray(array)
+        if arr.shape == self.observation_shape:
+            arr = arr[None]
+        if arr.shape[1:] != self.observation_shape:
+            raise ValueError(
+                f"{name} must have shape (N, {', '.join(map(str, self.observation_shape))}) "
+                f"or {self.observation_shape}; got {arr.shape}"
+            )
+        return arr.astype(np.float32) if arr.dtype != np.uint8 else arr
+
+    @cached_property
+    def _distance_fn(self):
+        return jax.jit(lambda o, g: self.agent.distance(o, g))
+
+    @cached_property
+    def _act_fn(self):
+        return jax.jit(lambda o, g: self.agent.sample_actions(o, g))
+
+
+def _batched(fn, batch_size: int, obs: np.ndarray, goals: np.ndarray, axis: int = 1) -> np.ndarray:
+    n = obs.shape[0]
+    outs = []
+    for start in range(0, n, batch_size):
+        o, g = obs[start:start + batch_size], goals[start:start + batch_size]
+        pad = batch_size - o.shape[0] if n > batch_size else 0
+        if pad:  # one compiled shape for every chunk
+            o = np.concatenate([o, np.repeat(o[-1:], pad, 0)])
+            g = np.concatenate([g, np.repeat(g[-1:], pad, 0)])
+        out = np.asarray(fn(jnp.asarray(o), jnp.asarray(g)))
+        outs.append(np.take(out, np.arange(out.shape[axis] - pad), axis=axis))
+    return np.concatenate(outs, axis=axis)
+
+
+def load(path: str | os.PathLike) -> LoadedAgent:
+    """Loads a checkpoint file, or the newest checkpoint of a run directory; needs nothing else."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        for directory in (os.path.join(path, "checkpoints"), path):
+            latest = ckpt.latest_checkpoint(directory)
+            if latest:
+                path = latest
+                break
+        else:
+            raise ckpt.CheckpointError(f"{path}: no checkpoint (ckpt_*.msgpack) in this run directory")
+    payload = ckpt.read_checkpoint(path)
+    config = RunConfig.from_dict(payload["config"])
+    spec = AGENTS[config.agent_name]
+    obs_shape, action_dim = payload["observation_shape"], payload["action_dim"]
+    template = spec.agent_class.create(
+        jax.random.PRNGKey(0), np.zeros((1, *obs_shape), np.float32), np.zeros((1, action_dim), np.float32),
+        config.agent,
+    )
+    state = payload["state"]
+    agent = ckpt.restore_state(template, state["agent"], path)
+    return LoadedAgent(agent, config, int(payload["step"]), path, obs_shape, action_dim)

@@ -1,0 +1,106 @@
+"""Versioned, atomic checkpoints that carry the full resolved config (``load`` needs nothing else).
+
+A checkpoint is one msgpack file ``ckpt_<step>.msgpack`` holding::
+
+    {"format": "mqe-checkpoint", "version": 1, "config": <RunConfig.to_dict() as JSON>,
+     "step": int, "observation_shape": [...], "action_dim": int,
+     "state": {"agent": <agent state dict>, "rng": <uint32 key>}}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from typing import Any
+
+import flax.serialization
+import jax
+import numpy as np
+
+from mqe.io import atomic_write_bytes
+
+FORMAT = "mqe-checkpoint"
+VERSION = 1
+_NAME = re.compile(r"^ckpt_(\d+)\.msgpack$")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read; the message names the file and what is wrong."""
+
+
+def checkpoint_path(directory: str, step: int) -> str:
+    return os.path.join(directory, f"ckpt_{step:010d}.msgpack")
+
+
+def list_checkpoints(directory: str) -> list[tuple[int, str]]:
+    """(step, path) of every checkpoint in ``directory``, oldest first."""
+    if not os.path.isdir(directory):
+        return []
+    found = []
+    for name in os.listdir(directory):
+        match = _NAME.match(name)
+        if match:
+            found.append((int(match.group(1)), os.path.join(directory, name)))
+    return sorted(found)
+
+
+def save_checkpoint(
+    directory: str, *, step: int, config: dict[str, Any], state: Any,
+    observation_shape: tuple[int, ...], action_dim: int, keep: int = 2,
+) -> str:
+    """Writes ``state`` (any pytree of arrays) atomically, then prunes all but the newest ``keep``."""
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "config": json.dumps(config),
+        "step": int(step),
+        "observation_shape": list(observation_shape),
+        "action_dim": int(action_dim),
+        "state": jax.tree.map(np.asarray, flax.serialization.to_state_dict(state)),
+    }
+    path = checkpoint_path(directory, step)
+    atomic_write_bytes(path, flax.serialization.msgpack_serialize(payload))
+    for _, old in list_checkpoints(directory)[:-keep]:
+        os.remove(old)
+    return path
+
+
+def read_checkpoint(path: str) -> dict[str, Any]:
+    """Reads and checks a checkpoint file; ``state`` stays a raw state dict (see ``restore_state``)."""
+    try:
+        with open(path, "rb") as fh:
+            payload = flax.serialization.msgpack_restore(fh.read())
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such checkpoint file") from None
+    except Exception as exc:  # msgpack raises several unrelated types on garbage
+        raise CheckpointError(f"{path}: not a readable mqe checkpoint ({type(exc).__name__})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not an mqe checkpoint (missing format marker {FORMAT!r})")
+    if payload.get("version") != VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint format version {payload.get('version')} is not supported "
+            f"(this mqe reads version {VERSION})"
+        )
+    payload["config"] = json.loads(payload["config"])
+    payload["observation_shape"] = tuple(payload["observation_shape"])
+    return payload
+
+
+def restore_state(template: Any, state_dict: Any, path: str = "<checkpoint>") -> Any:
+    """Loads a raw state dict into a pytree shaped like ``template``, checking every array's shape."""
+    try:
+        restored = flax.serialization.from_state_dict(template, state_dict)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise CheckpointError(f"{path}: state does not match the config's networks ({exc})") from None
+    for ref, got in zip(jax.tree.leaves(template), jax.tree.leaves(restored)):
+        if np.shape(ref) != np.shape(got):
+            raise CheckpointError(
+                f"{path}: array of shape {np.shape(got)} where the config's networks need {np.shape(ref)}"
+            )
+    return jax.tree.map(lambda ref, got: jax.numpy.asarray(got, dtype=np.asarray(ref).dtype), template, restored)
+
+
+def latest_checkpoint(directory: str) -> str | None:
+    found = list_checkpoints(directory)
+    return found[-1][1] if found else None
