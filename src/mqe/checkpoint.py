@@ -47,9 +47,12 @@ def list_checkpoints(directory: str) -> list[tuple[int, str]]:
 
 def save_checkpoint(
     directory: str, *, step: int, config: dict[str, Any], state: Any,
-    observation_shape: tuple[int, ...], action_dim: int, keep: int = 2,
+    observation_shape: tuple[int, ...], action_dim: int, keep: int = 2, extra: dict | None = None,
 ) -> str:
-    """Writes ``state`` (any pytree of arrays) atomically, then prunes all but the newest ``keep``."""
+    """Writes ``state`` (any pytree of arrays) atomically, then prunes all but the newest ``keep``.
+
+    ``extra`` holds small JSON-able bookkeeping (e.g. the partially filled log window).
+    """
     payload = {
         "format": FORMAT,
         "version": VERSION,
@@ -58,6 +61,7 @@ def save_checkpoint(
         "observation_shape": list(observation_shape),
         "action_dim": int(action_dim),
         "state": jax.tree.map(np.asarray, flax.serialization.to_state_dict(state)),
+        "extra": json.dumps(extra or {}),
     }
     path = checkpoint_path(directory, step)
     atomic_write_bytes(path, flax.serialization.msgpack_serialize(payload))
@@ -83,6 +87,7 @@ def read_checkpoint(path: str) -> dict[str, Any]:
             f"(this mqe reads version {VERSION})"
         )
     payload["config"] = json.loads(payload["config"])
+    payload["extra"] = json.loads(payload.get("extra", "{}"))
     payload["observation_shape"] = tuple(payload["observation_shape"])
     return payload
 

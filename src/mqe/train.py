@@ -89,12 +89,16 @@ def train(
     os.makedirs(run_dir, exist_ok=True)
     agent, key = initial_state(config, dataset)
     step = 0
+    window: list[tuple[dict[str, Any], int]] = []  # (mean metrics of a chunk, its length) since last log
     latest = ckpt.latest_checkpoint(ckpt_dir) if resume else None
     if latest is not None:
         payload = ckpt.read_checkpoint(latest)
         _check_resumable(RunConfig.from_dict(payload["config"]), config, latest)
         state = ckpt.restore_state({"agent": agent, "rng": key}, payload["state"], latest)
         agent, key, step = state["agent"], state["rng"], payload["step"]
+        pending = payload["extra"].get("log_window")
+        if pending:  # the killed run's partly filled log window: the next row averages the same steps
+            window.append((pending["mean"], pending["count"]))
     elif not resume and ckpt.list_checkpoints(ckpt_dir):
         raise ConfigError(f"{run_dir} already holds checkpoints; resume it or choose a new run directory")
     atomic_write_text(os.path.join(run_dir, "config.json"), json.dumps(config.to_dict(), indent=2))
@@ -103,7 +107,6 @@ def train(
     data = DeviceData.from_dataset(dataset)
     sampler = config.agent.sampler()
     chunks: dict[int, Any] = {}
-    window: list[tuple[dict[str, jax.Array], int]] = []
     train_metrics: dict[str, float] = {}
     eval_metrics = None
     bar = tqdm(total=tc.steps, initial=step, disable=not progress, unit="step", dynamic_ncols=True,
@@ -115,6 +118,8 @@ def train(
             ckpt_dir, step=step, config=config.to_dict(), state={"agent": agent, "rng": key},
             observation_shape=dataset.observation_shape, action_dim=dataset.action_dim,
             keep=tc.keep_checkpoints,
+            extra={"log_window": {"mean": _window_mean(window), "count": sum(n for _, n in window)}
+                   if window else None},
         )
 
     try:
@@ -162,7 +167,7 @@ def train(
     return TrainResult(agent, step, run_dir, train_metrics, eval_metrics, rate)
 
 
-def _window_mean(window: list[tuple[dict[str, jax.Array], int]]) -> dict[str, float]:
+def _window_mean(window: list[tuple[dict[str, Any], int]]) -> dict[str, float]:
     fetched = jax.device_get([m for m, _ in window])  # the only device-to-host copy per log row
     weights = np.array([n for _, n in window], dtype=np.float64)
     keys = fetched[0].keys()

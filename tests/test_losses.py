@@ -1,0 +1,79 @@
+"""Numeric checks of the loss functions' math."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from mqe import losses
+
+GAMMA = 0.995
+
+
+@pytest.mark.parametrize("steps", [1, 3, 17, 120])
+@pytest.mark.parametrize("d_target", [0.0, 0.37, 2.5])
+def test_linex_gradient_is_zero_exactly_at_target(steps, d_target):
+    grad = jax.grad(lambda d: losses.linex_backup_loss(d, jnp.float32(d_target), jnp.int32(steps), GAMMA))
+    target = d_target + steps * abs(math.log(GAMMA))
+    assert abs(float(grad(jnp.float32(target)))) < 1e-5
+    # Below the target the loss decreases with d, above it increases: the target is the minimum.
+    eps = 0.05
+    assert float(grad(jnp.float32(target - eps))) < 0
+    assert float(grad(jnp.float32(target + eps))) > 0
+    assert float(losses.linex_target(jnp.float32(d_target), steps, GAMMA)) == pytest.approx(target, rel=1e-6)
+
+
+def test_linex_minimum_by_grid_search():
+    d = jnp.linspace(0.0, 3.0, 300001)
+    loss = losses.linex_backup_loss(d, jnp.float32(1.0), jnp.int32(20), GAMMA)
+    best = float(d[jnp.argmin(loss)])
+    assert best == pytest.approx(1.0 + 20 * abs(math.log(GAMMA)), abs=2e-5)
+
+
+def test_linex_linear_tail_beyond_clip():
+    clip = 5.0
+    f = lambda d: losses.linex_backup_loss(d, jnp.float32(1.0), jnp.int32(2), GAMMA, clip)
+    for d in (6.5, 10.0, 1e4):  # delta = d - 1 > clip: loss = delta, gradient exactly 1
+        assert float(f(jnp.float32(d))) == pytest.approx(d - 1.0)
+        assert float(jax.grad(f)(jnp.float32(d))) == 1.0
+    # Just inside the clip the exponential branch applies.
+    d_in = 5.9
+    expected = GAMMA**2 * math.exp(d_in - 1.0) - d_in
+    assert float(f(jnp.float32(d_in))) == pytest.approx(expected, rel=1e-5)
+    # No overflow / NaN for huge deltas.
+    assert np.isfinite(float(jax.grad(f)(jnp.float32(1e30))))
+
+
+def test_expectile_loss_weights():
+    diff = jnp.array([-2.0, -1.0, 0.0, 1.0, 2.0])
+    got = np.asarray(losses.expectile_loss(diff, 0.9))
+    np.testing.assert_allclose(got, [0.1 * 4, 0.1 * 1, 0.0, 0.9 * 1, 0.9 * 4], rtol=1e-6)
+    # tau = 0.5 is half the squared error.
+    np.testing.assert_allclose(np.asarray(losses.expectile_loss(diff, 0.5)), 0.5 * np.square(diff))
+
+
+def test_expectile_minimiser_is_the_expectile():
+    # argmin_v E[L_tau(x - v)] is the tau-expectile: above the mean for tau > 0.5.
+    x = jnp.asarray(np.random.default_rng(0).exponential(size=20000), jnp.float32)
+    v = jnp.linspace(0, 3, 3001)
+    risk = jax.vmap(lambda vv: jnp.mean(losses.expectile_loss(x - vv, 0.9)))(v)
+    v_star = float(v[jnp.argmin(risk)])
+    w = np.where(np.asarray(x) >= v_star, 0.9, 0.1)  # first-order condition of the expectile
+    assert abs(np.sum(w * (np.asarray(x) - v_star))) / len(x) < 2e-3
+    assert v_star > float(jnp.mean(x))
+
+
+def test_gaussian_log_prob_matches_closed_form():
+    a = jnp.array([[0.3, -0.2]])
+    mu = jnp.array([[0.1, 0.1]])
+    got = float(losses.gaussian_log_prob(a, mu, 1.0)[0])
+    expected = -0.5 * (0.2**2 + 0.3**2) - math.log(2 * math.pi)
+    assert got == pytest.approx(expected, rel=1e-6)
+
+
+def test_weighted_pair_mean():
+    v = jnp.arange(9.0).reshape(3, 3)
+    got = float(losses.weighted_pair_mean(v, 0.5))
+    assert got == pytest.approx(0.5 * 4.0 + 0.5 * (0 + 4 + 8) / 3)
