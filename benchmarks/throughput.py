@@ -1,0 +1,126 @@
+"""MQE training throughput at the paper's configuration, against this machine's own matmul rate.
+
+Prints, all measured in this one run:
+  - updates/s of the fused training loop (sampling + update inside one lax.scan call);
+  - FLOPs per update, as counted by XLA's cost analysis of the compiled update;
+  - this machine's float32 matmul rate (a large square matmul through the same XLA backend);
+  - the fraction of that FLOP bound the update reaches;
+  - the all-pairs MRN kernel (distance + gradient, ensemble of 2) with our custom gradient vs plain
+    autodiff: time and XLA's temporary-buffer size.
+
+Usage: python benchmarks/throughput.py [--obs-dim 29] [--action-dim 8] [--calls 5] [--updates-per-call 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mqe.agents.mqe import MQEAgent, MQEConfig
+from mqe.quasimetric import mrn_pairwise, mrn_pairwise_reference
+from mqe.sampling import DeviceData, sample_batch
+from mqe.train import make_train_chunk
+
+AUTHORS_UPDATES_PER_SECOND = 0.9  # the authors' code on a 2-core machine (figure given in issue 2)
+
+
+def _timeit(fn, *args, repeats: int) -> float:
+    jax.block_until_ready(fn(*args))  # compile + warm up
+    start = time.perf_counter()
+    for _ in range(repeats):
+        jax.block_until_ready(fn(*args))
+    return (time.perf_counter() - start) / repeats
+
+
+def matmul_rate(n: int = 2048, repeats: int = 10) -> float:
+    """Sustained float32 GFLOP/s of an n x n matmul on the default device."""
+    a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
+    b = jax.random.normal(jax.random.PRNGKey(1), (n, n), jnp.float32)
+    seconds = _timeit(jax.jit(jnp.matmul), a, b, repeats=repeats)
+    return 2 * n**3 / seconds / 1e9
+
+
+def synthetic_data(obs_dim: int, action_dim: int, episodes: int = 100, length: int = 1001) -> DeviceData:
+    """Random trajectories with the paper's episode layout (the sampler's cost does not depend on values)."""
+    rng = np.random.default_rng(0)
+    n = episodes * length
+    obs = np.cumsum(rng.normal(size=(n, obs_dim)), axis=0).astype(np.float32)
+    act = rng.uniform(-1, 1, (n, action_dim)).astype(np.float32)
+    final = np.repeat(np.arange(length - 1, n, length), length).astype(np.int32)
+    return DeviceData.from_arrays(obs, act, final)
+
+
+def kernel_comparison(batch: int, latent: int, ensemble: int, repeats: int = 5) -> None:
+    x = jax.random.normal(jax.random.PRNGKey(0), (ensemble, batch, latent))
+    y = jax.random.normal(jax.random.PRNGKey(1), (ensemble, batch, latent))
+    w = jax.random.normal(jax.random.PRNGKey(2), (ensemble, batch, batch))
+    print(f"\nall-pairs MRN distance + gradient, E={ensemble}, B={batch}, D={latent}:")
+    results = {}
+    for name, fn in (("custom gradient (ours)", mrn_pairwise), ("plain autodiff", mrn_pairwise_reference)):
+        grad = jax.jit(jax.grad(lambda a, b: jnp.sum(w * jax.vmap(fn)(a, b)), argnums=(0, 1)))
+        compiled = grad.lower(x, y).compile()
+        memory = compiled.memory_analysis()
+        temp = getattr(memory, "temp_size_in_bytes", float("nan")) if memory is not None else float("nan")
+        seconds = _timeit(grad, x, y, repeats=repeats)
+        results[name] = (seconds, temp)
+        print(f"  {name:24s} {seconds * 1e3:8.1f} ms   temporary buffers {temp / 2**20:8.1f} MiB")
+    (t_ours, m_ours), (t_ref, m_ref) = results.values()
+    print(f"  gain: {t_ref / t_ours:.1f}x faster, {m_ref / max(m_ours, 1):.1f}x less temporary memory")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--obs-dim", type=int, default=29, help="observation size (29: OGBench antmaze)")
+    parser.add_argument("--action-dim", type=int, default=8, help="action size (8: OGBench antmaze)")
+    parser.add_argument("--updates-per-call", type=int, default=10)
+    parser.add_argument("--calls", type=int, default=5, help="timed compiled calls")
+    parser.add_argument("--skip-kernel", action="store_true", help="skip the all-pairs kernel comparison")
+    args = parser.parse_args()
+
+    config = MQEConfig()  # the paper's state configuration: B 256, 3x512 + LN, D 512, E 2, C 8
+    print(f"jax {jax.__version__} on {jax.devices()[0].platform}, {os.cpu_count()} CPU cores visible")
+    print(f"config: batch {config.batch_size}, encoders {config.encoder_hidden_dims} + LayerNorm, "
+          f"latent {config.latent_dim}, ensemble {config.ensemble_size}, policy {config.actor_hidden_dims}, "
+          f"obs {args.obs_dim}, action {args.action_dim}")
+
+    data = synthetic_data(args.obs_dim, args.action_dim)
+    agent = MQEAgent.create(jax.random.PRNGKey(0), data.observations[:1], data.actions[:1], config)
+    batch = sample_batch(jax.random.PRNGKey(0), data, config.sampler())
+    update = jax.jit(lambda a, b: a.update(b))
+    cost = update.lower(agent, batch).compile().cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    flops = float(cost["flops"])
+
+    chunk = make_train_chunk(config.sampler(), args.updates_per_call)
+    key = jax.random.PRNGKey(1)
+    agent, key, _ = chunk(agent, key, data)  # compile
+    jax.block_until_ready(agent.step)
+    start = time.perf_counter()
+    for _ in range(args.calls):
+        agent, key, metrics = chunk(agent, key, data)
+    jax.block_until_ready(agent.step)
+    seconds = time.perf_counter() - start
+    ups = args.calls * args.updates_per_call / seconds
+    assert np.isfinite(float(metrics["total_loss"])), "training diverged during the benchmark"
+
+    gflops_peak = matmul_rate()
+    achieved = flops * ups / 1e9
+    print(f"\nupdates/s (fused loop, {args.calls} calls x {args.updates_per_call} updates): {ups:.2f}")
+    print(f"FLOPs per update (XLA cost analysis):            {flops / 1e9:.2f} GFLOP")
+    print(f"matmul rate of this machine (2048^2 float32):    {gflops_peak:.1f} GFLOP/s")
+    print(f"achieved by the update:                          {achieved:.1f} GFLOP/s "
+          f"= {achieved / gflops_peak:.0%} of the matmul bound")
+    print(f"FLOP-bound ceiling:                              {gflops_peak * 1e9 / flops:.2f} updates/s")
+    print(f"vs the authors' code ({AUTHORS_UPDATES_PER_SECOND} updates/s, issue 2's figure): "
+          f"{ups / AUTHORS_UPDATES_PER_SECOND:.1f}x")
+    if not args.skip_kernel:
+        kernel_comparison(config.batch_size, config.latent_dim, config.ensemble_size)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""One contract, run against every registered agent: create / update / total_loss / sample_actions,
+checkpoint round trip through ``mqe.load``, and determinism by seed."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import mqe
+from mqe.agents import AGENTS
+from mqe.config import make_config
+from mqe.data.dataset import Dataset
+from mqe.sampling import DeviceData, sample_batch
+from mqe.train import train
+
+TINY = {
+    "mqe": ["batch_size=16", "latent_dim=16", "encoder_hidden_dims=16,16", "actor_hidden_dims=16,16"],
+}
+
+
+def _dataset(obs_dim=3, action_dim=2, n=600):
+    rng = np.random.default_rng(0)
+    obs = np.cumsum(rng.normal(size=(n, obs_dim)), 0).astype(np.float32)
+    act = rng.uniform(-1, 1, (n, action_dim)).astype(np.float32)
+    terminals = np.zeros(n, bool)
+    terminals[99::100] = True
+    return Dataset.from_arrays(obs, act, terminals)
+
+
+@pytest.mark.parametrize("name", sorted(AGENTS))
+def test_agent_contract(name, tmp_path):
+    assert name in TINY, f"add a tiny config for agent {name!r} to this contract test"
+    config = make_config(name, None, TINY[name] + ["train.steps=40", "train.updates_per_call=20",
+                                                   "train.log_interval=20", "train.checkpoint_interval=20"])
+    ds = _dataset()
+    spec = AGENTS[name]
+    agent = spec.agent_class.create(jax.random.PRNGKey(0), ds.observations[:1], ds.actions[:1], config.agent)
+    batch = sample_batch(jax.random.PRNGKey(1), DeviceData.from_dataset(ds), config.agent.sampler())
+    loss, metrics = agent.total_loss(agent.params, batch)
+    assert np.isfinite(float(loss))
+    assert all("/" in k for k in metrics if k not in ("total_loss", "grad_norm")), "namespaced metrics"
+    new_agent, update_metrics = jax.jit(lambda a, b: a.update(b))(agent, batch)
+    assert int(new_agent.step) == 1
+    changed = [not np.array_equal(a, b) for a, b in
+               zip(jax.tree.leaves(agent.params), jax.tree.leaves(new_agent.params))]
+    assert all(changed), "one update must move every parameter"
+    actions = new_agent.sample_actions(ds.observations[:5], ds.observations[5:10])
+    assert actions.shape == (5, ds.action_dim) and float(jnp.max(jnp.abs(actions))) <= 1.0
+
+    result = train(config, ds, str(tmp_path / "a"), progress=False)
+    again = train(config, ds, str(tmp_path / "b"), progress=False)
+    for a, b in zip(jax.tree.leaves(result.agent.params), jax.tree.leaves(again.agent.params)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))  # one seed, bit for bit
+
+    loaded = mqe.load(tmp_path / "a")
+    obs, goals = ds.observations[:7], ds.observations[10:17]
+    np.testing.assert_allclose(loaded.act(obs, goals), np.asarray(result.agent.sample_actions(obs, goals)), atol=1e-6,
+                               rtol=1e-6)
+    if hasattr(result.agent, "distance"):
+        d = loaded.distance(obs, goals)
+        assert d.shape == (7,) and (d >= 0).all()
+        assert np.all(loaded.distance(obs, obs) == 0), "d(s, s) = 0 through the public API"
+        np.testing.assert_allclose(d, np.asarray(result.agent.distance(obs, goals)).mean(0), rtol=1e-5, atol=1e-6)
+        assert loaded.distance(obs, goals, reduce="none").shape == (config.agent.ensemble_size, 7)
+
+
+@pytest.mark.parametrize("invariance", ["exp_squared", "squared", "all_pairs", "expectile", "none"])
+@pytest.mark.parametrize("quasimetric", ["mrn", "iqe"])
+def test_mqe_variants_train(invariance, quasimetric):
+    config = make_config("mqe", None, TINY["mqe"] + [f"invariance={invariance}", f"quasimetric={quasimetric}"])
+    ds = _dataset()
+    agent = AGENTS["mqe"].agent_class.create(jax.random.PRNGKey(0), ds.observations[:1], ds.actions[:1],
+                                             config.agent)
+    batch = sample_batch(jax.random.PRNGKey(1), DeviceData.from_dataset(ds), config.agent.sampler())
+    step = jax.jit(lambda a, b: a.update(b))
+    for _ in range(3):
+        agent, metrics = step(agent, batch)
+    assert np.isfinite(float(metrics["total_loss"]))
+    if invariance == "none":
+        assert float(metrics["critic/invariance_loss"]) == 0.0
+    else:
+        assert float(metrics["critic/invariance_loss"]) > 0.0
+
+
+def test_actor_loss_does_not_update_the_critic():
+    config = make_config("mqe", None, TINY["mqe"])
+    ds = _dataset()
+    agent = AGENTS["mqe"].agent_class.create(jax.random.PRNGKey(0), ds.observations[:1], ds.actions[:1],
+                                             config.agent)
+    batch = sample_batch(jax.random.PRNGKey(1), DeviceData.from_dataset(ds), config.agent.sampler())
+    grads = jax.grad(lambda p: agent.actor_loss(p, batch)[0])(agent.params)
+    for name in ("phi", "psi"):
+        assert all(float(jnp.max(jnp.abs(g))) == 0.0 for g in jax.tree.leaves(grads[name]))
+    assert any(float(jnp.max(jnp.abs(g))) > 0.0 for g in jax.tree.leaves(grads["actor"]))
+    # And the critic loss never reaches the actor.
+    grads = jax.grad(lambda p: agent.critic_loss(p, batch)[0])(agent.params)
+    assert all(float(jnp.max(jnp.abs(g))) == 0.0 for g in jax.tree.leaves(grads["actor"]))
