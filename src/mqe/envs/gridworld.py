@@ -314,21 +314,35 @@ class GridMaze:
 
     def random_walk_dataset(self, num_episodes: int, episode_length: int, seed: int = 0,
                             action_noise: float = 0.0) -> dict[str, np.ndarray]:
-        """Uniform random-walk episodes in OGBench's raw on-disk layout.
+        """Uniform random-walk episodes in OGBench's raw on-disk layout (see ``collect_dataset``)."""
+        return self.collect_dataset(num_episodes, episode_length, seed, policy="random",
+                                    action_noise=action_noise)
 
-        Each episode starts in a uniformly random cell and takes
-        ``episode_length`` uniformly random moves.  The recorded action is the
-        move's unit vector plus optional Gaussian noise (std ``action_noise``),
-        clipped to ``[-1, 1]``; the move actually executed is the one that the
+    def navigate_dataset(self, num_episodes: int, episode_length: int, seed: int = 0,
+                         random_move_prob: float = 0.2, action_noise: float = 0.0) -> dict[str, np.ndarray]:
+        """Goal-directed episodes like OGBench's ``navigate`` data (see ``collect_dataset``)."""
+        return self.collect_dataset(num_episodes, episode_length, seed, policy="navigate",
+                                    random_move_prob=random_move_prob, action_noise=action_noise)
+
+    def collect_dataset(self, num_episodes: int, episode_length: int, seed: int = 0, *,
+                        policy: str = "random", random_move_prob: float = 0.2,
+                        action_noise: float = 0.0) -> dict[str, np.ndarray]:
+        """Episodes in OGBench's raw on-disk layout, from a uniformly random start cell.
+
+        ``policy="random"``: uniform random moves. ``policy="navigate"`` (OGBench's navigate recipe,
+        in miniature): walk along a BFS shortest path to a uniformly random goal cell, replacing the
+        move by a uniform random one with probability ``random_move_prob``; on reaching the goal,
+        draw a new one.
+
+        The recorded action is the move's unit vector plus optional Gaussian noise (std
+        ``action_noise``), clipped to ``[-1, 1]``; the move actually executed is the one that the
         recorded action decodes to, so data and dynamics always agree.
 
-        Returns ``observations`` float32 ``(N, 2)``, ``actions`` float32
-        ``(N, 2)`` and ``terminals`` bool ``(N,)`` with
-        ``N = num_episodes * (episode_length + 1)``: every episode stores the
-        observation before each action plus its final observation; that last
-        row repeats the previous action (it is never used for learning) and is
-        the only row of the episode with ``terminals`` True.  Deterministic in
-        ``seed``.
+        Returns ``observations`` float32 ``(N, 2)``, ``actions`` float32 ``(N, 2)`` and ``terminals``
+        bool ``(N,)`` with ``N = num_episodes * (episode_length + 1)``: every episode stores the
+        observation before each action plus its final observation; that last row repeats the
+        previous action (it is never used for learning) and is the only row of the episode with
+        ``terminals`` True. Vectorised over episodes; deterministic in ``seed``.
         """
         num_episodes = int(num_episodes)
         episode_length = int(episode_length)
@@ -336,19 +350,35 @@ class GridMaze:
             raise ValueError("num_episodes and episode_length must be >= 1")
         if not np.isfinite(action_noise) or action_noise < 0:
             raise ValueError("action_noise must be a finite number >= 0")
+        if policy not in ("random", "navigate"):
+            raise ValueError(f"policy must be 'random' or 'navigate', got {policy!r}")
+        if not 0.0 <= random_move_prob <= 1.0:
+            raise ValueError("random_move_prob must be in [0, 1]")
         rng = np.random.default_rng(seed)
-        starts = rng.integers(0, self.num_cells, size=num_episodes)
-        intended = rng.integers(0, 4, size=(num_episodes, episode_length))
-        actions = MOVE_VECTORS[intended].astype(np.float64)  # (E, L, 2)
-        if action_noise > 0:
-            actions = np.clip(actions + action_noise * rng.standard_normal(actions.shape), -1.0, 1.0)
-        actions = actions.astype(np.float32)
-        taken = decode_actions(actions)  # decode the float32 values actually stored
-
         cells = np.empty((num_episodes, episode_length + 1), dtype=np.int64)
-        cells[:, 0] = starts
+        cells[:, 0] = rng.integers(0, self.num_cells, size=num_episodes)
+        actions = np.empty((num_episodes, episode_length, 2), dtype=np.float32)
+        goals = rng.integers(0, self.num_cells, size=num_episodes)
+        dist = self.bfs_distances()
         for t in range(episode_length):  # vectorised over episodes
-            cells[:, t + 1] = self.next_cell[cells[:, t], taken[:, t]]
+            here = cells[:, t]
+            moves = rng.integers(0, 4, size=num_episodes)
+            if policy == "navigate":
+                reached = here == goals
+                goals = np.where(reached, rng.integers(0, self.num_cells, size=num_episodes), goals)
+                # Among the moves that shorten the BFS distance to the goal, pick one at random.
+                to_goal = dist[self.next_cell[here], goals[:, None]]  # (episodes, 4)
+                best = to_goal == to_goal.min(axis=1, keepdims=True)
+                scores = np.where(best, rng.random((num_episodes, 4)), -1.0)
+                greedy = np.argmax(scores, axis=1)
+                explore = rng.random(num_episodes) < random_move_prob
+                moves = np.where(explore | (here == goals), moves, greedy)
+            act = MOVE_VECTORS[moves].astype(np.float64)
+            if action_noise > 0:
+                act = np.clip(act + action_noise * rng.standard_normal(act.shape), -1.0, 1.0)
+            actions[:, t] = act
+            taken = decode_actions(actions[:, t])  # decode the float32 values actually stored
+            cells[:, t + 1] = self.next_cell[here, taken]
 
         all_actions = np.concatenate([actions, actions[:, -1:]], axis=1)
         terminals = np.zeros((num_episodes, episode_length + 1), dtype=bool)
@@ -359,8 +389,6 @@ class GridMaze:
             "actions": all_actions.reshape(n_rows, 2),
             "terminals": terminals.reshape(n_rows),
         }
-
-    # ----------------------------------------------------------------- tasks
 
     def _task_indices(self, tasks) -> np.ndarray:
         out = []
