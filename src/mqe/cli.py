@@ -60,26 +60,28 @@ def cmd_train(args) -> int:
 
 def cmd_demo(args) -> int:
     """Generates the built-in grid-maze data, trains on it, evaluates, prints the success rate."""
-    from mqe.envs.gridworld import GridMaze, GridMazeEnv, DEFAULT_MAZE
+    import jax
+
     from mqe.data.dataset import Dataset
+    from mqe.envs.gridworld import DEFAULT_MAZE, GridMaze, GridMazeEnv
     from mqe.train import train
 
-    maze = GridMaze(DEFAULT_MAZE)
+    maze = GridMaze(DEFAULT_MAZE, observation=args.observation)
     config = make_config(args.agent, args.preset, _overrides(args), dataset="gridmaze")
     run_dir = _run_dir(args, "gridmaze", config.train.seed)
-    data = maze.random_walk_dataset(num_episodes=args.episodes, episode_length=args.episode_length,
-                                    seed=config.train.seed)
+    data = maze.collect_dataset(args.episodes, args.episode_length, seed=config.train.seed, policy=args.data)
     dataset = Dataset.from_arrays(data["observations"], data["actions"], data["terminals"],
-                                  source="gridmaze random walks")
+                                  source=f"gridmaze {args.data} data")
     os.makedirs(run_dir, exist_ok=True)
     dataset.save_npz(os.path.join(run_dir, "gridmaze.npz"))
-    print(f"grid maze: {len(maze.free_cells)} cells; random-walk dataset {dataset.size} rows "
-          f"({args.episodes} episodes x {args.episode_length} steps) -> {run_dir}/gridmaze.npz")
+    print(maze.render())
+    print(f"grid maze: {maze.num_cells} cells, {args.observation} observations; {args.data} dataset "
+          f"{dataset.size} rows ({args.episodes} episodes x {args.episode_length} steps) -> "
+          f"{run_dir}/gridmaze.npz")
     env = GridMazeEnv(maze)
 
     def evaluator(agent):
-        import jax
-        policy = jax.jit(agent.sample_actions)
+        policy = jax.jit(agent.sample_actions)  # one batched forward pass per step for all episodes
         return env.evaluate(lambda o, g: jax.device_get(policy(o, g)), episodes_per_task=args.eval_episodes)
 
     result = train(config, dataset, run_dir, evaluator=evaluator, resume=not args.no_resume,
@@ -118,9 +120,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="train MQE on the built-in grid maze (a few minutes on CPU) and evaluate")
     _common_train_args(p, default_preset="gridmaze")
-    p.add_argument("--episodes", type=int, default=1000, help="random-walk episodes to generate")
-    p.add_argument("--episode-length", type=int, default=100, help="steps per random-walk episode")
-    p.add_argument("--eval-episodes", type=int, default=20, help="evaluation episodes per task")
+    p.add_argument("--episodes", type=int, default=1000, help="episodes to generate")
+    p.add_argument("--episode-length", type=int, default=100, help="steps per episode")
+    p.add_argument("--data", choices=("navigate", "random"), default="navigate",
+                   help="navigate: noisy BFS walks to random goals (OGBench's recipe); random: random walks")
+    p.add_argument("--observation", choices=("onehot", "xy"), default="onehot",
+                   help="onehot: one float per cell (tabular); xy: cell coordinates")
+    p.add_argument("--eval-episodes", type=int, default=10, help="evaluation episodes per task")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("presets", help="list hyperparameter presets")

@@ -176,7 +176,11 @@ class GridMaze:
     """
 
     def __init__(self, layout: Sequence[str] = DEFAULT_MAZE,
-                 tasks: Sequence[tuple[tuple[int, int], tuple[int, int]]] | None = None):
+                 tasks: Sequence[tuple[tuple[int, int], tuple[int, int]]] | None = None,
+                 observation: str = "xy"):
+        if observation not in ("xy", "onehot"):
+            raise ValueError(f"observation must be 'xy' or 'onehot', got {observation!r}")
+        self.observation = observation
         self.layout = _validate_layout(layout)
         self.height = len(self.layout)
         self.width = len(self.layout[0])
@@ -204,6 +208,8 @@ class GridMaze:
         # Observation frame: one scale for both axes, centred on the layout.
         self._scale = 2.0 / max(max(self.height, self.width) - 1, 1)
         self._cell_obs = self._raw_obs(self.free_cells[:, 0], self.free_cells[:, 1])
+        if observation == "onehot":  # the tabular setting (paper Theorem 1): one float per cell
+            self._cell_obs = np.eye(self.num_cells, dtype=np.float32)
         self._cell_obs.setflags(write=False)
 
         self._dist: np.ndarray | None = None
@@ -271,8 +277,13 @@ class GridMaze:
         y = ((self.height - 1) / 2.0 - np.asarray(rows, dtype=np.float64)) * self._scale
         return np.stack([x, y], axis=-1).astype(np.float32)
 
+    @property
+    def observation_dim(self) -> int:
+        return int(self._cell_obs.shape[1])
+
     def obs_of(self, cells) -> np.ndarray:
-        """Cell indices ``(...)`` -> float32 observations ``(..., 2)`` (cell centres, ``(x, y)``)."""
+        """Cell indices ``(...)`` -> float32 observations: ``(..., 2)`` cell centres ``(x, y)``, or
+        ``(..., num_cells)`` one-hot codes with ``observation="onehot"``."""
         idx = np.asarray(cells)
         if not np.issubdtype(idx.dtype, np.integer):
             raise TypeError(f"obs_of expects integer cell indices, got dtype {idx.dtype}")
@@ -287,6 +298,10 @@ class GridMaze:
         cell (ties to the lower index).
         """
         o = np.asarray(obs, dtype=np.float64)
+        if self.observation == "onehot":
+            if o.ndim < 1 or o.shape[-1] != self.num_cells:
+                raise ValueError(f"observations must have shape (..., {self.num_cells}), got {o.shape}")
+            return np.argmax(o, axis=-1).astype(np.int64)
         if o.ndim < 1 or o.shape[-1] != 2:
             raise ValueError(f"observations must have shape (..., 2), got {o.shape}")
         flat = o.reshape(-1, 2)
@@ -385,7 +400,7 @@ class GridMaze:
         terminals[:, -1] = True
         n_rows = num_episodes * (episode_length + 1)
         return {
-            "observations": self.obs_of(cells).reshape(n_rows, 2).copy(),
+            "observations": self.obs_of(cells).reshape(n_rows, self.observation_dim).copy(),
             "actions": all_actions.reshape(n_rows, 2),
             "terminals": terminals.reshape(n_rows),
         }
@@ -525,3 +540,18 @@ class GridMazeEnv:
     def _check_started(self) -> None:
         if self.cells is None:
             raise RuntimeError("call reset() first")
+
+
+def all_pairs_distances(maze: GridMaze, distance_fn: Callable[[np.ndarray, np.ndarray], np.ndarray],
+                        step_distance: float) -> tuple[np.ndarray, np.ndarray]:
+    """(learned, exact) step distances over all ordered pairs of distinct cells.
+
+    ``distance_fn(observations, goals) -> (N,)`` is a learned distance (e.g. ``LoadedAgent.distance``);
+    dividing by ``step_distance`` (|log gamma|) converts it to steps. ``exact`` is the BFS distance.
+    """
+    n = maze.num_cells
+    s, g = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    off_diagonal = s != g
+    s, g = s[off_diagonal], g[off_diagonal]
+    learned = np.asarray(distance_fn(maze.obs_of(s), maze.obs_of(g)), dtype=np.float64) / step_distance
+    return learned, maze.bfs_distances()[s, g].astype(np.float64)
