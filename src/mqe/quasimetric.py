@@ -88,8 +88,9 @@ def _fast_argmax(values: jax.Array) -> jax.Array:
 
     Floats are mapped to order-preserving int32 keys whose low bits are replaced by the position, so
     the max key carries its index. Dropping those low mantissa bits means that among values within
-    ~2^-18 relative of the maximum any may be returned: only used to route the gradient of the max,
-    the max itself is computed exactly.
+    ~2^-18 (D = 512) relative of the maximum any may be returned; the value then read at that index
+    is exact for its coordinate, so the max is exact up to that relative tie tolerance and exactly 0
+    when x = y.
     """
     size = values.shape[-1]
     bits = max(1, (size - 1).bit_length())
@@ -102,29 +103,24 @@ def _fast_argmax(values: jax.Array) -> jax.Array:
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
 def _mrn_pairwise_components(x: jax.Array, y: jax.Array, num_components: int) -> jax.Array:
     """(B, D), (B', D) -> (B, B', C) per-component distances (unscaled)."""
-    half = _check_split(x.shape[-1], num_components)
-    xs = x.reshape(x.shape[0], num_components, 2, half)
-    ys = y.reshape(y.shape[0], num_components, 2, half)
-    return _pairwise_max_and_norm(xs, ys)[0]
-
-
-def _pairwise_max_and_norm(xs, ys):
-    """(B, C, 2, half), (B', C, 2, half) -> components, max of the asymmetric half, symmetric norm."""
-    max_a = jnp.max(xs[:, None, :, 0, :] - ys[None, :, :, 0, :], axis=-1)  # fused, never stored
-    # Barriers keep each reduction a simple fusion of its own: XLA's fused multi-output reductions
-    # are an order of magnitude slower on CPU.
-    xb, yb, max_a = jax.lax.optimization_barrier((xs, ys, max_a))
-    norm_s = safe_norm(jnp.sum(jnp.square(xb[:, None, :, 1, :] - yb[None, :, :, 1, :]), axis=-1))
-    return jax.nn.relu(max_a) + norm_s, max_a, norm_s
+    return _mrn_pairwise_fwd(x, y, num_components)[0]
 
 
 def _mrn_pairwise_fwd(x, y, num_components):
     half = _check_split(x.shape[-1], num_components)
     xs = x.reshape(x.shape[0], num_components, 2, half)
     ys = y.reshape(y.shape[0], num_components, 2, half)
-    comps, max_a, norm_s = _pairwise_max_and_norm(xs, ys)
-    xb, yb, comps = jax.lax.optimization_barrier((xs, ys, comps))
-    arg_a = _fast_argmax(xb[:, None, :, 0, :] - yb[None, :, :, 0, :])
+    # One fused pass over the (B, B', C, half) differences finds the arg-max of the asymmetric half
+    # (never materialised); its value is then gathered (B * B' * C lookups) rather than reduced again.
+    arg_a = _fast_argmax(xs[:, None, :, 0, :] - ys[None, :, :, 0, :])  # (B, B', C)
+    comp = jnp.arange(num_components)[None, None, :]
+    rows_x, rows_y = jnp.arange(x.shape[0])[:, None, None], jnp.arange(y.shape[0])[None, :, None]
+    max_a = xs[rows_x, comp, 0, arg_a] - ys[rows_y, comp, 0, arg_a]
+    # The barrier keeps the two reductions in separate simple fusions: XLA's fused multi-output
+    # reduction is an order of magnitude slower on CPU.
+    xb, yb, max_a = jax.lax.optimization_barrier((xs, ys, max_a))
+    norm_s = safe_norm(jnp.sum(jnp.square(xb[:, None, :, 1, :] - yb[None, :, :, 1, :]), axis=-1))
+    comps = jax.nn.relu(max_a) + norm_s
     # Residuals are (B, B', C) and the inputs: a few MB instead of the (B, B', D) tensor.
     return comps, (xs, ys, max_a > 0, arg_a, norm_s)
 
