@@ -96,6 +96,10 @@ def cmd_demo(args) -> int:
 
 def _print_summary(result) -> None:
     m = result.train_metrics
+    if not m:
+        print(f"run already complete at step {result.step}; checkpoints in {result.run_dir}/checkpoints "
+              "(raise --steps to train further)")
+        return
     print(f"trained {result.step} steps at {result.updates_per_second:.1f} updates/s; "
           f"final total_loss {m.get('total_loss', float('nan')):.4f}; checkpoints in {result.run_dir}/checkpoints")
 

@@ -96,6 +96,11 @@ def train(
         _check_resumable(RunConfig.from_dict(payload["config"]), config, latest)
         state = ckpt.restore_state({"agent": agent, "rng": key}, payload["state"], latest)
         agent, key, step = state["agent"], state["rng"], payload["step"]
+        if step > tc.steps:
+            raise ConfigError(
+                f"{latest} is at step {step}, past the requested train.steps={tc.steps}; "
+                "raise --steps to continue training, or use a new run directory"
+            )
         pending = payload["extra"].get("log_window")
         if pending:  # the killed run's partly filled log window: the next row averages the same steps
             window.append((pending["mean"], pending["count"]))
@@ -111,6 +116,7 @@ def train(
     eval_metrics = None
     bar = tqdm(total=tc.steps, initial=step, disable=not progress, unit="step", dynamic_ncols=True,
                desc=f"train {config.agent_name}")
+    first_step = step
     start_step, start_time = step, None
 
     def save():
@@ -163,6 +169,8 @@ def train(
     finally:
         bar.close()
         logger.close()
+    if evaluator is not None and eval_metrics is None and step == first_step:
+        eval_metrics = evaluator(agent)  # a finished run asked again: report, log nothing new
     rate = train_metrics.get("time/updates_per_second", float("nan"))
     return TrainResult(agent, step, run_dir, train_metrics, eval_metrics, rate)
 
