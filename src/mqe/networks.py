@@ -34,7 +34,7 @@ class MLP(nn.Module):
 
 
 class EnsembleMLP(nn.Module):
-    """E independent MLPs on the same input: (..., in) -> (E, ..., out)."""
+    """E independent MLPs on the same input: (..., in) -> (E, ..., out). Also psi(x), the state encoder."""
 
     hidden_dims: Sequence[int]
     output_dim: int
@@ -66,21 +66,6 @@ class StateActionEncoder(nn.Module):
     def __call__(self, observations: jax.Array, actions: jax.Array) -> jax.Array:
         x = jnp.concatenate([observations, actions], axis=-1)
         return EnsembleMLP(self.hidden_dims, self.latent_dim, self.ensemble_size, self.layer_norm)(x)
-
-
-class StateEncoder(nn.Module):
-    """psi(x): an ensemble MLP on a state, waypoint or goal -> (E, ..., D)."""
-
-    hidden_dims: Sequence[int]
-    latent_dim: int
-    ensemble_size: int = 2
-    layer_norm: bool = True
-
-    @nn.compact
-    def __call__(self, observations: jax.Array) -> jax.Array:
-        return EnsembleMLP(self.hidden_dims, self.latent_dim, self.ensemble_size, self.layer_norm)(
-            observations
-        )
 
 
 class GaussianPolicy(nn.Module):

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import optax
 
 from mqe import losses
-from mqe.networks import GaussianPolicy, StateActionEncoder, StateEncoder
+from mqe.networks import EnsembleMLP, GaussianPolicy, StateActionEncoder
 from mqe.quasimetric import DISTANCE_SCALES, QUASIMETRICS, make_quasimetric
 from mqe.sampling import SamplerConfig
 
@@ -102,15 +102,12 @@ class MQEAgent(flax.struct.PyTreeNode):
     opt_state: Any
     step: jax.Array
     config: MQEConfig = flax.struct.field(pytree_node=False)
+    action_dim: int = flax.struct.field(pytree_node=False)
 
     # ----- networks, addressed by name -----
     @property
     def networks(self) -> dict[str, Any]:
         return _networks(self.config, self.action_dim)
-
-    @property
-    def action_dim(self) -> int:
-        return _action_dim(self.params)
 
     def phi(self, params, observations, actions):
         return self.networks["phi"].apply({"params": params["phi"]}, observations, actions)
@@ -135,7 +132,8 @@ class MQEAgent(flax.struct.PyTreeNode):
             "actor": nets["actor"].init(k_actor, obs, obs)["params"],
         }
         opt_state = _optimizer(config).init(params)
-        return cls(params=params, opt_state=opt_state, step=jnp.zeros((), jnp.int32), config=config)
+        return cls(params=params, opt_state=opt_state, step=jnp.zeros((), jnp.int32), config=config,
+                   action_dim=int(act.shape[-1]))
 
     # ----- losses -----
     def critic_loss(self, params, batch):
@@ -243,19 +241,12 @@ class MQEAgent(flax.struct.PyTreeNode):
         return make_quasimetric(cfg.quasimetric, cfg.num_components, cfg.distance_scale, cfg.iqe_alpha)
 
 
-def _action_dim(params) -> int:
-    leaves = params["actor"]
-    # The policy's last Dense has the action dimension as its bias size.
-    last = sorted(leaves["MLP_0"].keys(), key=lambda name: int(name.split("_")[-1]))[-1]
-    return int(leaves["MLP_0"][last]["bias"].shape[0])
-
-
 def _networks(config: MQEConfig, action_dim: int) -> dict[str, Any]:
     return {
         "phi": StateActionEncoder(config.encoder_hidden_dims, config.latent_dim, config.ensemble_size,
                                   config.encoder_layer_norm),
-        "psi": StateEncoder(config.encoder_hidden_dims, config.latent_dim, config.ensemble_size,
-                            config.encoder_layer_norm),
+        "psi": EnsembleMLP(config.encoder_hidden_dims, config.latent_dim, config.ensemble_size,
+                           config.encoder_layer_norm),
         "actor": GaussianPolicy(config.actor_hidden_dims, action_dim, config.actor_mean_init_scale),
     }
 
