@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mqe.agents.mqe import MQEAgent, MQEConfig
-from mqe.quasimetric import mrn_pairwise, mrn_pairwise_reference
+from mqe.quasimetric import ensemble_pairwise, mrn_pairwise, mrn_pairwise_reference
 from mqe.sampling import DeviceData, sample_batch
 from mqe.train import make_train_chunk
 
@@ -62,7 +62,7 @@ def kernel_comparison(batch: int, latent: int, ensemble: int, repeats: int = 5) 
     print(f"\nall-pairs MRN distance + gradient, E={ensemble}, B={batch}, D={latent}:")
     results = {}
     for name, fn in (("custom gradient (ours)", mrn_pairwise), ("plain autodiff", mrn_pairwise_reference)):
-        grad = jax.jit(jax.grad(lambda a, b: jnp.sum(w * jax.vmap(fn)(a, b)), argnums=(0, 1)))
+        grad = jax.jit(jax.grad(lambda a, b: jnp.sum(w * ensemble_pairwise(fn, a, b)), argnums=(0, 1)))
         compiled = grad.lower(x, y).compile()
         memory = compiled.memory_analysis()
         temp = getattr(memory, "temp_size_in_bytes", float("nan")) if memory is not None else float("nan")

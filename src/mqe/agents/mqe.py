@@ -27,7 +27,7 @@ import optax
 
 from mqe import losses
 from mqe.networks import EnsembleMLP, GaussianPolicy, StateActionEncoder
-from mqe.quasimetric import DISTANCE_SCALES, QUASIMETRICS, make_quasimetric
+from mqe.quasimetric import DISTANCE_SCALES, QUASIMETRICS, ensemble_pairwise, make_quasimetric
 from mqe.sampling import SamplerConfig
 
 INVARIANCE_LOSSES = ("exp_squared", "squared", "all_pairs", "expectile", "none")
@@ -147,8 +147,8 @@ class MQEAgent(flax.struct.PyTreeNode):
         psi_s, psi_g = jnp.split(psi_sg, 2, axis=1)
         psi_w = jax.lax.stop_gradient(self.psi(params, batch["waypoints"]))
 
-        d = jax.vmap(pairwise)(phi_sa, psi_g)  # (E, B, B): d((s_i, a_i), g_j)
-        d_w = jax.lax.stop_gradient(jax.vmap(pairwise)(psi_w, jax.lax.stop_gradient(psi_g)))
+        d = ensemble_pairwise(pairwise, phi_sa, psi_g)  # (E, B, B): d((s_i, a_i), g_j)
+        d_w = jax.lax.stop_gradient(ensemble_pairwise(pairwise, psi_w, jax.lax.stop_gradient(psi_g)))
         ell = losses.linex_backup_loss(d, d_w, steps[None, :, None], cfg.gamma, cfg.linex_clip)
         backup_loss = jnp.mean(losses.weighted_pair_mean(ell, cfg.pair_weight))
 
