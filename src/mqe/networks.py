@@ -43,15 +43,12 @@ class EnsembleMLP(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        ensemble = nn.vmap(
-            MLP,
-            variable_axes={"params": 0},
-            split_rngs={"params": True},
-            in_axes=None,
-            out_axes=0,
-            axis_size=self.ensemble_size,
-        )
-        return ensemble(self.hidden_dims, self.output_dim, self.layer_norm)(x)
+        # E separate member modules (independent initialisation from their names), stacked: XLA on
+        # CPU runs E plain matmuls ~15% faster than one batched matmul, forward and backward.
+        return jnp.stack([
+            MLP(self.hidden_dims, self.output_dim, self.layer_norm, name=f"member_{e}")(x)
+            for e in range(self.ensemble_size)
+        ])
 
 
 class StateActionEncoder(nn.Module):
