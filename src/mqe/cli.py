@@ -104,6 +104,22 @@ def _print_summary(result) -> None:
           f"final total_loss {m.get('total_loss', float('nan')):.4f}; checkpoints in {result.run_dir}/checkpoints")
 
 
+def cmd_generate(args) -> int:
+    from mqe.data.generate import GenerationError, generate
+    from mqe.data.resolve import search_dirs
+
+    target = search_dirs(args.dataset_dir)[0]
+    try:
+        train, val, stats = generate(args.name, target, seed=args.seed, num_episodes=args.num_episodes,
+                                     progress=not args.no_progress)
+    except GenerationError as exc:
+        print(f"mqe: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {train}\nwrote {val}")
+    print("stats: " + ", ".join(f"{k} {v}" for k, v in stats.items()))
+    return 0
+
+
 def cmd_presets(args) -> int:
     presets = load_presets()["presets"]
     for name in sorted(presets):
@@ -132,6 +148,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="onehot: one float per cell (tabular); xy: cell coordinates")
     p.add_argument("--eval-episodes", type=int, default=10, help="evaluation episodes per task")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("generate", help="generate an OGBench dataset offline, in OGBench's exact file layout")
+    p.add_argument("name", help="dataset name, e.g. pointmaze-medium-navigate-v0")
+    p.add_argument("--dataset-dir", help="output directory (default: $MQE_DATASET_DIR, else ~/.ogbench/data)")
+    p.add_argument("--seed", type=int, default=0, help="generation seed (the output is deterministic in it)")
+    p.add_argument("--num-episodes", type=int, help="training episodes (default: OGBench's recipe)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("presets", help="list hyperparameter presets")
     p.add_argument("-v", "--verbose", action="store_true")
