@@ -42,19 +42,114 @@ def _run_dir(args, dataset_label: str, seed: int) -> str:
     return os.path.join("runs", f"{dataset_label}-{args.agent}-s{seed}")
 
 
+def _resolve_training_data(args) -> tuple[str, str | None]:
+    """(train .npz path, OGBench dataset name or None) for --dataset: a file, or a name to resolve/generate."""
+    if args.dataset.endswith(".npz") or os.path.sep in args.dataset:
+        return args.dataset, None
+    from mqe.data.generate import GenerationError, recipe_for
+    from mqe.data.resolve import DatasetNotFound, resolve_dataset, search_dirs
+
+    try:
+        return resolve_dataset(args.dataset, args.dataset_dir, download=not args.no_download)[0], args.dataset
+    except DatasetNotFound as missing:
+        try:
+            recipe_for(args.dataset)
+        except GenerationError:
+            raise missing from None
+    from mqe.data.generate import generate
+
+    target = search_dirs(args.dataset_dir)[0]
+    print(f"{args.dataset}: not found locally or online; generating it with OGBench's recipe into {target}")
+    train_path, _, stats = generate(args.dataset, target, seed=0, progress=not args.no_progress)
+    print("generated: " + ", ".join(f"{k} {v}" for k, v in stats.items()))
+    return train_path, args.dataset
+
+
+def paper_eval_steps(total: int, every: int) -> list[int]:
+    """The paper evaluates at 800k, 900k and 1M of 1M steps: the same fractions of ``total``,
+    rounded to whole compiled calls."""
+    steps = sorted({max(every, round(total * f / every) * every) for f in (0.8, 0.9)} | {total})
+    return [min(s, total) for s in steps]
+
+
+def _make_ogbench_evaluator(name: str, episodes: int, progress: bool):
+    import jax
+    import numpy as np
+
+    from mqe.envs.ogbench_envs import make_env
+    from mqe.evaluation import evaluate
+
+    def evaluator(agent):
+        act = jax.jit(agent.sample_actions)
+        policy = lambda o, g: np.asarray(act(np.asarray(o, np.float32), np.asarray(g, np.float32)))
+        return evaluate(policy, lambda: make_env(name), episodes_per_task=episodes, progress=progress)
+
+    return evaluator
+
+
+def _paper_summary(run_dir: str, evaluations: dict[int, dict[str, float]]) -> dict[str, float]:
+    """Mean over the paper's evaluation points, per task and overall; written to final_eval.json."""
+    from mqe.evaluation import write_results
+
+    keys = next(iter(evaluations.values())).keys()
+    final = {k: float(sum(e[k] for e in evaluations.values()) / len(evaluations)) for k in keys}
+    write_results(os.path.join(run_dir, "final_eval.json"), max(evaluations), final,
+                  evaluated_at=sorted(evaluations))
+    return final
+
+
 def cmd_train(args) -> int:
     from mqe.data.dataset import Dataset
     from mqe.train import train
 
-    dataset = Dataset.load_npz(args.dataset)
-    label = os.path.basename(args.dataset).removesuffix(".npz")
-    config = make_config(args.agent, args.preset, _overrides(args), dataset=label)
+    path, ogbench_name = _resolve_training_data(args)
+    dataset = Dataset.load_npz(path)
+    label = ogbench_name or os.path.basename(path).removesuffix(".npz")
+    config = make_config(args.agent, args.preset, _overrides(args), dataset=ogbench_name or path)
     run_dir = _run_dir(args, label, config.train.seed)
-    print(f"dataset {args.dataset}: {dataset.size} rows, {dataset.num_trajectories} trajectories, "
+    print(f"dataset {path}: {dataset.size} rows, {dataset.num_trajectories} trajectories, "
           f"obs {dataset.observation_shape}, action_dim {dataset.action_dim}")
     print(f"run directory: {run_dir}")
-    result = train(config, dataset, run_dir, resume=not args.no_resume, progress=not args.no_progress)
+    evaluator, eval_steps, evaluations = None, None, {}
+    if ogbench_name is not None and args.eval_episodes > 0:
+        inner = _make_ogbench_evaluator(ogbench_name, args.eval_episodes, not args.no_progress)
+        eval_steps = paper_eval_steps(config.train.steps, config.train.updates_per_call)
+
+        def evaluator(agent):
+            result = inner(agent)
+            evaluations[int(agent.step)] = result
+            return result
+
+        print(f"evaluating {args.eval_episodes} episodes per task at steps {eval_steps}")
+    result = train(config, dataset, run_dir, evaluator=evaluator, eval_steps=eval_steps,
+                   resume=not args.no_resume, progress=not args.no_progress)
     _print_summary(result)
+    if evaluations:
+        final = _paper_summary(run_dir, evaluations)
+        tasks = {k: v for k, v in final.items() if k != "overall"}
+        print(f"success at steps {sorted(evaluations)} (mean, the paper's way): "
+              + ", ".join(f"{k} {v:.1%}" for k, v in tasks.items()))
+        print(f"success rate: {final['overall']:.1%}")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from mqe.api import load
+    from mqe.evaluation import write_results
+
+    model = load(args.run)
+    name = model.config.dataset
+    if not name or name.endswith(".npz"):
+        print(f"mqe: error: {args.run} was trained on {name!r}, not an OGBench dataset name; "
+              "nothing to evaluate in", file=sys.stderr)
+        return 2
+    evaluator = _make_ogbench_evaluator(name, args.episodes, not args.no_progress)
+    result = evaluator(model.agent)
+    run_dir = args.run if os.path.isdir(args.run) else os.path.dirname(os.path.dirname(model.path))
+    out = os.path.join(run_dir, f"reeval_{model.step}.json")
+    write_results(out, model.step, result, episodes_per_task=args.episodes)
+    print(", ".join(f"{k} {v:.1%}" for k, v in result.items() if k != "overall"))
+    print(f"success rate: {result['overall']:.1%} (step {model.step}; written to {out})")
     return 0
 
 
@@ -134,9 +229,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train an agent on a dataset file in OGBench's layout")
-    p.add_argument("--dataset", required=True, help="path to a .npz file in OGBench's layout")
+    p.add_argument("--dataset", required=True,
+                   help="a .npz file in OGBench's layout, or an OGBench dataset name (found, downloaded or generated)")
+    p.add_argument("--dataset-dir", help="where OGBench datasets live (default: $MQE_DATASET_DIR, ~/.ogbench/data)")
+    p.add_argument("--no-download", action="store_true", help="never try OGBench's download server")
+    p.add_argument("--eval-episodes", type=int, default=50,
+                   help="episodes per task at each evaluation (OGBench names only; 0 = no evaluation)")
     _common_train_args(p, default_preset=None)
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="re-evaluate a saved run (its newest checkpoint) on its OGBench environment")
+    p.add_argument("run", help="run directory or checkpoint file")
+    p.add_argument("--episodes", type=int, default=50, help="episodes per task")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("demo", help="train MQE on the built-in grid maze (a few minutes on CPU) and evaluate")
     _common_train_args(p, default_preset="gridmaze")
@@ -167,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, DatasetError, CheckpointError) as exc:
+    except (ConfigError, DatasetError, CheckpointError, FileNotFoundError) as exc:
         print(f"mqe: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

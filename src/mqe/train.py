@@ -80,11 +80,20 @@ def train(
     run_dir: str,
     *,
     evaluator: Evaluator | None = None,
+    eval_steps: set[int] | None = None,
     resume: bool = True,
     progress: bool = True,
 ) -> TrainResult:
-    """Trains (or resumes) a run in ``run_dir``; returns the final agent and metrics."""
+    """Trains (or resumes) a run in ``run_dir``; returns the final agent and metrics.
+
+    ``evaluator(agent) -> metrics`` runs at the steps in ``eval_steps`` (each a multiple of
+    ``train.updates_per_call``), every ``train.eval_interval`` steps, and at the end.
+    """
     tc = config.train
+    eval_steps = set(eval_steps or ())
+    misaligned = sorted(s for s in eval_steps if s % tc.updates_per_call and s != tc.steps)
+    if misaligned:
+        raise ConfigError(f"evaluation steps {misaligned} are not multiples of train.updates_per_call")
     ckpt_dir = os.path.join(run_dir, "checkpoints")
     os.makedirs(run_dir, exist_ok=True)
     agent, key = initial_state(config, dataset)
@@ -158,7 +167,8 @@ def train(
                     )
             if done or (tc.checkpoint_interval and step % tc.checkpoint_interval == 0):
                 save()
-            if evaluator is not None and (done or (tc.eval_interval and step % tc.eval_interval == 0)):
+            if evaluator is not None and (done or step in eval_steps
+                                          or (tc.eval_interval and step % tc.eval_interval == 0)):
                 eval_metrics = evaluator(agent)
                 logger.log("eval", step, eval_metrics)
                 atomic_write_text(os.path.join(run_dir, f"eval_{step}.json"),
