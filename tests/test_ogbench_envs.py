@@ -1,6 +1,5 @@
 """OGBench environments through our factory, and the paper's colossal maze."""
 
-import numpy as np
 import pytest
 
 pytest.importorskip("ogbench")

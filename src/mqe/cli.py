@@ -1,4 +1,4 @@
-"""The ``mqe`` command line: ``mqe train``, ``mqe demo``, ``mqe presets``."""
+"""The ``mqe`` command line: ``train``, ``eval``, ``generate``, ``demo``, ``presets``."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import argparse
 import json
 import os
 import sys
-import time
 
 from mqe.checkpoint import CheckpointError
 from mqe.config import ConfigError, load_presets, make_config, preset_names
