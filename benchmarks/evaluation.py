@@ -9,6 +9,8 @@ Usage: python benchmarks/evaluation.py [--env pointmaze-medium-navigate-v0] [--e
 from __future__ import annotations
 
 import argparse
+import functools
+import os
 import time
 
 import jax
@@ -22,7 +24,8 @@ from mqe.evaluation import evaluate
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", default="pointmaze-medium-navigate-v0")
-    parser.add_argument("--episodes-per-task", type=int, default=4)
+    parser.add_argument("--episodes-per-task", type=int, default=10)
+    parser.add_argument("--workers", type=int, default=os.cpu_count(), help="processes for the batched run")
     args = parser.parse_args()
 
     env = make_env(args.env)
@@ -32,17 +35,21 @@ def main() -> None:
     policy = lambda o, g: np.asarray(act(o.astype(np.float32), g.astype(np.float32)))
     for n in (1, 5 * args.episodes_per_task):  # compile both batch shapes before timing
         policy(np.repeat(ob[None], n, 0), np.repeat(info["goal"][None], n, 0))
-    env_fn = lambda: make_env(args.env)
+    env_fn = functools.partial(make_env, args.env)
     episodes = 5 * args.episodes_per_task
     rates = {}
-    for batch in (True, False):
+    runs = {"one at a time": dict(batch=False), "batched, 1 process": dict(batch=True),
+            f"batched, {args.workers} workers": dict(batch=True, workers=args.workers)}
+    for label, kwargs in runs.items():
         start = time.perf_counter()
-        result = evaluate(policy, env_fn, episodes_per_task=args.episodes_per_task, batch=batch)
+        result = evaluate(policy, env_fn, episodes_per_task=args.episodes_per_task, **kwargs)
         seconds = time.perf_counter() - start
-        rates[batch] = episodes / seconds
-        print(f"{'batched' if batch else 'one at a time':14s} {episodes} episodes in {seconds:6.1f} s = "
-              f"{rates[batch]:.2f} episodes/s (success {result['overall']:.2f})")
-    print(f"batched / one-at-a-time: {rates[True] / rates[False]:.1f}x")
+        rates[label] = episodes / seconds
+        print(f"{label:22s} {episodes} episodes in {seconds:6.1f} s = {rates[label]:.2f} episodes/s "
+              f"(success {result['overall']:.2f})")
+    reference = rates["one at a time"]
+    for label, rate in list(rates.items())[1:]:
+        print(f"{label} / one at a time: {rate / reference:.1f}x")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 """The evaluation protocol on a real OGBench maze: an oracle succeeds, a still policy fails at the time
-limit, and batched and one-at-a-time evaluation agree episode for episode."""
+limit, and batched, one-at-a-time and multi-process evaluation agree episode for episode."""
+
+import functools
 
 import numpy as np
 import pytest
@@ -40,6 +42,10 @@ def test_oracle_succeeds_everywhere_and_batching_changes_nothing():
     calls.clear()
     assert evaluate(policy, lambda: make_env(NAME), episodes_per_task=2, batch=False) == batched
     assert max(calls) == 1
+    calls.clear()
+    in_workers = evaluate(policy, functools.partial(make_env, NAME), episodes_per_task=2, workers=2)
+    assert in_workers == batched
+    assert set(calls) == {10}, "one fixed batch width: a jitted policy compiles once"
 
 
 def test_still_policy_fails_at_the_time_limit():

@@ -71,7 +71,9 @@ def paper_eval_steps(total: int, every: int) -> list[int]:
     return [min(s, total) for s in steps]
 
 
-def _make_ogbench_evaluator(name: str, episodes: int, progress: bool):
+def _make_ogbench_evaluator(name: str, episodes: int, progress: bool, workers: int):
+    import functools
+
     import jax
     import numpy as np
 
@@ -81,7 +83,8 @@ def _make_ogbench_evaluator(name: str, episodes: int, progress: bool):
     def evaluator(agent):
         act = jax.jit(agent.sample_actions)
         policy = lambda o, g: np.asarray(act(np.asarray(o, np.float32), np.asarray(g, np.float32)))
-        return evaluate(policy, lambda: make_env(name), episodes_per_task=episodes, progress=progress)
+        return evaluate(policy, functools.partial(make_env, name), episodes_per_task=episodes,
+                        workers=workers, progress=progress)
 
     return evaluator
 
@@ -111,7 +114,8 @@ def cmd_train(args) -> int:
     print(f"run directory: {run_dir}")
     evaluator, eval_steps, evaluations = None, None, {}
     if ogbench_name is not None and args.eval_episodes > 0:
-        inner = _make_ogbench_evaluator(ogbench_name, args.eval_episodes, not args.no_progress)
+        inner = _make_ogbench_evaluator(ogbench_name, args.eval_episodes, not args.no_progress,
+                                        args.eval_workers)
         eval_steps = paper_eval_steps(config.train.steps, config.train.updates_per_call)
 
         def evaluator(agent):
@@ -142,7 +146,7 @@ def cmd_eval(args) -> int:
         print(f"mqe: error: {args.run} was trained on {name!r}, not an OGBench dataset name; "
               "nothing to evaluate in", file=sys.stderr)
         return 2
-    evaluator = _make_ogbench_evaluator(name, args.episodes, not args.no_progress)
+    evaluator = _make_ogbench_evaluator(name, args.episodes, not args.no_progress, args.eval_workers)
     result = evaluator(model.agent)
     run_dir = args.run if os.path.isdir(args.run) else os.path.dirname(os.path.dirname(model.path))
     out = os.path.join(run_dir, f"reeval_{model.step}.json")
@@ -234,12 +238,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-download", action="store_true", help="never try OGBench's download server")
     p.add_argument("--eval-episodes", type=int, default=50,
                    help="episodes per task at each evaluation (OGBench names only; 0 = no evaluation)")
+    p.add_argument("--eval-workers", type=int, default=os.cpu_count() or 1,
+                   help="processes that step the evaluation environments (default: one per CPU core; 0 = in this process)")
     _common_train_args(p, default_preset=None)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="re-evaluate a saved run (its newest checkpoint) on its OGBench environment")
     p.add_argument("run", help="run directory or checkpoint file")
     p.add_argument("--episodes", type=int, default=50, help="episodes per task")
+    p.add_argument("--eval-workers", type=int, default=os.cpu_count() or 1,
+                   help="processes that step the evaluation environments (default: one per CPU core; 0 = in this process)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_eval)
 

@@ -3,16 +3,18 @@
 Each of the environment's 5 tasks is run for ``episodes_per_task`` episodes: reset with the task id (the
 goal observation comes from the env), deterministic actions, success = the env's success flag at the
 end of the episode. All episodes of all tasks run side by side in separate environment copies, and the
-policy is called once per step for every running episode (one batched forward pass), not once per
-episode step.
+policy is called once per step for all of them (one batched forward pass of a fixed width, so a jitted
+policy compiles once), not once per episode step. With ``workers > 0`` the copies are stepped in that
+many processes, because on CPU the physics, not the policy, is the cost of a batched evaluation.
 """
 
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import time
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -21,75 +23,169 @@ import mqe.envs  # noqa: F401  (MUJOCO_GL before MuJoCo loads)
 from mqe.io import atomic_write_text
 
 PolicyFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+Job = tuple[int, int]  # (task id, reset seed)
+
+
+class EnvGroup:
+    """Environment copies stepped in this process. Steps the bare environments and counts the time
+    limit itself: gymnasium's wrapper stack costs ~20% of a point-maze step, and nothing in it matters
+    here."""
+
+    def __init__(self, env_fn: Callable[[], object], size: int):
+        self._wrapped = [env_fn() for _ in range(size)]
+        self.envs = [env.unwrapped for env in self._wrapped]
+        spec = self._wrapped[0].spec
+        self.limit = spec.max_episode_steps if spec is not None else None
+
+    def reset(self, jobs: Sequence[Job]) -> tuple[np.ndarray, np.ndarray]:
+        obs, goals = [], []
+        for env, (task, seed) in zip(self.envs, jobs):
+            ob, info = env.reset(seed=seed, options=dict(task_id=task, render_goal=False))
+            obs.append(ob)
+            goals.append(info["goal"])
+        return np.stack(obs), np.stack(goals)
+
+    def step(self, actions: np.ndarray, active: np.ndarray):
+        """Steps the copies where ``active``; returns (observations, terminated, success)."""
+        obs, terminated, success = [], np.zeros(len(active), bool), np.zeros(len(active))
+        for i, env in enumerate(self.envs[:len(active)]):
+            if active[i]:
+                ob, _, term, _, info = env.step(actions[i])
+                terminated[i], success[i] = term, float(info.get("success", 0.0))
+                obs.append(ob)
+            else:
+                obs.append(None)
+        return obs, terminated, success
+
+    def close(self) -> None:
+        for env in self._wrapped:
+            env.close()
+
+
+def _worker(env_fn, size, conn) -> None:
+    group = EnvGroup(env_fn, size)
+    conn.send(group.limit)
+    while True:
+        message = conn.recv()
+        if message[0] == "reset":
+            conn.send(group.reset(message[1]))
+        elif message[0] == "step":
+            conn.send(group.step(message[1], message[2]))
+        else:
+            group.close()
+            conn.close()
+            return
+
+
+class WorkerGroups:
+    """The copies split over ``workers`` processes (spawned: JAX in the parent must not be forked),
+    stepped concurrently."""
+
+    def __init__(self, env_fn: Callable[[], object], size: int, workers: int):
+        context = multiprocessing.get_context("spawn")
+        self.slices = [s for s in np.array_split(np.arange(size), workers) if len(s)]
+        self.conns, self.procs = [], []
+        for s in self.slices:
+            parent, child = context.Pipe()
+            proc = context.Process(target=_worker, args=(env_fn, len(s), child), daemon=True)
+            proc.start()
+            self.conns.append(parent)
+            self.procs.append(proc)
+        self.limit = [conn.recv() for conn in self.conns][0]
+
+    def reset(self, jobs: Sequence[Job]):
+        for conn, s in zip(self.conns, self.slices):
+            conn.send(("reset", [jobs[i] for i in s if i < len(jobs)]))
+        parts = [conn.recv() for conn in self.conns]
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+    def step(self, actions: np.ndarray, active: np.ndarray):
+        for conn, s in zip(self.conns, self.slices):
+            s = s[s < len(active)]
+            conn.send(("step", actions[s], active[s]))
+        parts = [conn.recv() for conn in self.conns]
+        return ([ob for p in parts for ob in p[0]], np.concatenate([p[1] for p in parts]),
+                np.concatenate([p[2] for p in parts]))
+
+    def close(self) -> None:
+        for conn, proc in zip(self.conns, self.procs):
+            conn.send(("close",))
+            proc.join(timeout=10)
 
 
 def evaluate(policy: PolicyFn, env_fn: Callable[[], object], *, episodes_per_task: int = 50,
-             num_tasks: int = 5, seed: int = 0, batch: bool = True, progress: bool = False,
-             video_dir: str | None = None) -> dict[str, float]:
+             num_tasks: int = 5, seed: int = 0, batch: bool = True, workers: int = 0,
+             progress: bool = False, video_dir: str | None = None) -> dict[str, float]:
     """Per-task and overall success rates (fractions in [0, 1]).
 
     ``policy(observations (B, ...), goals (B, ...)) -> actions (B, A)``; ``env_fn()`` makes one copy of
-    the environment. ``batch=False`` runs the same episodes one at a time (the reference the batched
-    evaluator is benchmarked against).
+    the environment (it must pickle when ``workers > 0``, e.g. ``functools.partial(make_env, name)``).
+    ``batch=False`` runs the same episodes one at a time (the reference the batched evaluator is
+    benchmarked against). ``video_dir`` records the first episode of each task, replayed afterwards.
     """
-    jobs = [(task, k) for task in range(1, num_tasks + 1) for k in range(episodes_per_task)]
+    jobs = [(task, seed + 1000 * task + k) for task in range(1, num_tasks + 1) for k in range(episodes_per_task)]
     width = len(jobs) if batch else 1
-    wrapped = [env_fn() for _ in range(width)]
-    limit = wrapped[0].spec.max_episode_steps if wrapped[0].spec is not None else None
-    # Step the bare environments and count the time limit ourselves: gymnasium's wrapper stack costs
-    # ~20% of a point-maze step, and nothing else in it matters here.
-    envs = [env.unwrapped for env in wrapped]
+    group = WorkerGroups(env_fn, width, workers) if workers > 0 and width > 1 else EnvGroup(env_fn, width)
     successes = np.zeros(len(jobs))
     bar = tqdm(total=len(jobs), disable=not progress, unit="episode", desc="evaluate")
-    frames: dict[int, list[np.ndarray]] = {}
-    for start in range(0, len(jobs), width):
-        group = jobs[start:start + width]
-        obs, goals = [], []
-        for env, (task, k) in zip(envs, group):
-            ob, info = env.reset(seed=seed + 1000 * task + k, options=dict(task_id=task, render_goal=False))
-            obs.append(ob)
-            goals.append(info["goal"])
-        obs, goals = np.stack(obs), np.stack(goals)
-        running = np.ones(len(group), bool)
-        final_success = np.zeros(len(group))
-        t = 0
-        while running.any():
-            t += 1
-            idx = np.flatnonzero(running)
-            actions = np.asarray(policy(obs[idx], goals[idx]))
-            for row, i in enumerate(idx):
-                ob, _, terminated, truncated, info = envs[i].step(actions[row])
-                truncated = truncated or (limit is not None and t >= limit)
-                obs[i] = ob
-                if video_dir is not None and group[i][1] == 0:
-                    frames.setdefault(group[i][0], []).append(envs[i].render())
-                if terminated or truncated:
-                    running[i] = False
-                    final_success[i] = float(info.get("success", 0.0))
-                    bar.update(1)
-        successes[start:start + len(group)] = final_success
-    bar.close()
-    for env in wrapped:
-        env.close()
+    try:
+        for start in range(0, len(jobs), width):
+            chunk = jobs[start:start + width]
+            obs, goals = group.reset(chunk)
+            successes[start:start + len(chunk)] = _run_episodes(policy, group, obs, goals, bar)
+    finally:
+        bar.close()
+        group.close()
     if video_dir is not None:
-        _write_videos(frames, video_dir)
+        _record_videos(policy, env_fn, [(task, seed + 1000 * task) for task in range(1, num_tasks + 1)], video_dir)
     per_task = successes.reshape(num_tasks, episodes_per_task).mean(axis=1)
     result = {f"task{t + 1}": float(s) for t, s in enumerate(per_task)}
     result["overall"] = float(per_task.mean())
     return result
 
 
-def _write_videos(frames: dict[int, list[np.ndarray]], video_dir: str) -> None:
+def _run_episodes(policy: PolicyFn, group, obs: np.ndarray, goals: np.ndarray, bar) -> np.ndarray:
+    running = np.ones(len(obs), bool)
+    success = np.zeros(len(obs))
+    t = 0
+    while running.any():
+        t += 1
+        # Every row, finished or not: one batch shape for the whole evaluation (a jitted policy would
+        # otherwise recompile each time an episode ends).
+        actions = np.asarray(policy(obs, goals))
+        new_obs, terminated, step_success = group.step(actions, running)
+        for i in np.flatnonzero(running):
+            obs[i] = new_obs[i]
+        done = running & (terminated | (group.limit is not None and t >= group.limit))
+        success[done] = step_success[done]
+        running &= ~done
+        bar.update(int(done.sum()))
+    return success
+
+
+def _record_videos(policy: PolicyFn, env_fn, jobs: Sequence[Job], video_dir: str) -> None:
     try:
         import imageio.v2 as imageio
     except ImportError:  # imageio comes with ogbench; without it, skip the optional videos
         return
     os.makedirs(video_dir, exist_ok=True)
-    for task, task_frames in frames.items():
+    group = EnvGroup(env_fn, 1)
+    env = group.envs[0]
+    for task, reset_seed in jobs:
+        obs, goals = group.reset([(task, reset_seed)])
+        frames, t, done = [env.render()], 0, False
+        while not done:
+            t += 1
+            new_obs, terminated, _ = group.step(np.asarray(policy(obs, goals)), np.ones(1, bool))
+            obs[0] = new_obs[0]
+            frames.append(env.render())
+            done = terminated[0] or (group.limit is not None and t >= group.limit)
+        path = os.path.join(video_dir, f"task{task}.mp4")
         try:
-            imageio.mimsave(os.path.join(video_dir, f"task{task}.mp4"), task_frames, fps=30)
+            imageio.mimsave(path, frames, fps=30)
         except Exception:  # mp4 needs imageio-ffmpeg; fall back to a GIF
-            imageio.mimsave(os.path.join(video_dir, f"task{task}.gif"), task_frames, duration=1 / 30)
+            imageio.mimsave(path[:-4] + ".gif", frames, duration=1 / 30)
+    group.close()
 
 
 def write_results(path: str, step: int, results: dict[str, float], **extra) -> None:
