@@ -70,3 +70,58 @@ def test_recipes_and_bad_names(capsys):
         recipe_for("antmaze-large-navigate-v0")
     assert main(["generate", "cube-double-play-v0", "--dataset-dir", "/tmp/x"]) == 2
     assert "cannot generate" in capsys.readouterr().err
+
+
+def _load(path):
+    return dict(np.load(path))
+
+
+def test_workers_do_not_change_the_output(tmp_path):
+    # 10 + 1 episodes in shards of 4: 3 shards over 1 or 2 processes
+    kw = dict(num_episodes=10, seed=1, shard_episodes=4, progress=False)
+    one = generate("pointmaze-medium-navigate-v0", str(tmp_path / "one"), **kw)
+    two = generate("pointmaze-medium-navigate-v0", str(tmp_path / "two"), workers=2, **kw)
+    assert one[2]["shards"] == 3 and one[2] == two[2]
+    for i in (0, 1):
+        a, b = _load(one[i]), _load(two[i])
+        assert a.keys() == b.keys()
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key])
+    assert not any(name.startswith(".") for name in __import__("os").listdir(tmp_path / "two")), "shards removed"
+
+
+def test_interrupted_generation_resumes_from_finished_shards(tmp_path, monkeypatch):
+    import mqe.data.generate as gen
+
+    kw = dict(num_episodes=6, shard_episodes=4, progress=False)
+    full = generate("pointmaze-medium-navigate-v0", str(tmp_path / "full"), seed=2, **kw)
+    calls = []
+    real = gen._collect_shard
+
+    def dies_on_second_shard(*args):
+        calls.append(args[4])
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(gen, "_collect_shard", dies_on_second_shard)
+    with pytest.raises(KeyboardInterrupt):
+        generate("pointmaze-medium-navigate-v0", str(tmp_path / "cut"), seed=2, **kw)
+    shard_dir = tmp_path / "cut" / ".pointmaze-medium-navigate-v0.shards"
+    assert sorted(p.name for p in shard_dir.iterdir() if p.name.startswith("shard-")) == ["shard-00000.npz"]
+    assert not any(p.name.endswith(".tmp.npz") or p.name.endswith(".tmp") for p in shard_dir.iterdir())
+    monkeypatch.setattr(gen, "_collect_shard", real)
+    resumed = generate("pointmaze-medium-navigate-v0", str(tmp_path / "cut"), seed=2, **kw)
+    assert resumed[2]["shards_reused"] == 1 and resumed[2]["shards"] == 2
+    for i in (0, 1):
+        a, b = _load(full[i]), _load(resumed[i])
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key])
+    # A different seed does not reuse another run's shards.
+    monkeypatch.setattr(gen, "_collect_shard", dies_on_second_shard)
+    calls.clear()
+    with pytest.raises(KeyboardInterrupt):
+        generate("pointmaze-medium-navigate-v0", str(tmp_path / "cut"), seed=2, **kw)
+    monkeypatch.setattr(gen, "_collect_shard", real)
+    other = generate("pointmaze-medium-navigate-v0", str(tmp_path / "cut"), seed=3, **kw)
+    assert other[2]["shards_reused"] == 0

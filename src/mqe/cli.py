@@ -59,7 +59,8 @@ def _resolve_training_data(args) -> tuple[str, str | None]:
 
     target = search_dirs(args.dataset_dir)[0]
     print(f"{args.dataset}: not found locally or online; generating it with OGBench's recipe into {target}")
-    train_path, _, stats = generate(args.dataset, target, seed=0, progress=not args.no_progress)
+    train_path, _, stats = generate(args.dataset, target, seed=0, workers=os.cpu_count() or 1,
+                                    progress=not args.no_progress)
     print("generated: " + ", ".join(f"{k} {v}" for k, v in stats.items()))
     return train_path, args.dataset
 
@@ -209,7 +210,7 @@ def cmd_generate(args) -> int:
     target = search_dirs(args.dataset_dir)[0]
     try:
         train, val, stats = generate(args.name, target, seed=args.seed, num_episodes=args.num_episodes,
-                                     progress=not args.no_progress)
+                                     workers=args.workers, progress=not args.no_progress)
     except GenerationError as exc:
         print(f"mqe: error: {exc}", file=sys.stderr)
         return 2
@@ -267,6 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset-dir", help="output directory (default: $MQE_DATASET_DIR, else ~/.ogbench/data)")
     p.add_argument("--seed", type=int, default=0, help="generation seed (the output is deterministic in it)")
     p.add_argument("--num-episodes", type=int, help="training episodes (default: OGBench's recipe)")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                   help="worker processes (default: one per CPU core); the output does not depend on it")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_generate)
 

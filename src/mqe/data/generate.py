@@ -12,15 +12,18 @@ Recipes (OGBench's generation commands; episodes x stored rows per episode, acti
   pointmaze-*-stitch     5000 x 201, noise 0.5: goal exactly 4 cells (BFS) from the start
   pointmaze-*-explore    10000 x 501, noise 1.0: a random direction held for 10 steps. OGBench has
                          no pointmaze explore data; this follows its antmaze explore recipe.
-The validation file holds ``num_episodes // 10`` (at least one) further episodes from the same random
-stream.
+The validation file holds ``num_episodes // 10`` (at least one) further episodes. Episodes are
+collected in fixed-size shards, each with its own random stream from (seed, shard index), in parallel
+worker processes; the output depends on the seed only.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
+import shutil
 from collections import deque
 from typing import Any, Callable
 
@@ -29,6 +32,7 @@ from tqdm.auto import tqdm
 
 import mqe.envs  # noqa: F401  (MUJOCO_GL before MuJoCo loads)
 from mqe.data.dataset import Dataset
+from mqe.io import atomic_write_text, atomic_writer
 
 NAME = re.compile(r"^(?P<agent>point|ant)maze-(?P<maze>medium|large|giant|teleport|colossal)-"
                   r"(?P<kind>navigate|stitch|explore)-v0$")
@@ -182,41 +186,42 @@ class MazeCollector:
                 env.unwrapped.set_goal(goal_ij=goal)
 
 
-def generate(name: str, dataset_dir: str, *, seed: int = 0, num_episodes: int | None = None,
-             collector: MazeCollector | None = None, progress: bool = True) -> tuple[str, str, dict]:
-    """Writes ``<name>.npz`` and ``<name>-val.npz`` into ``dataset_dir``; returns (paths..., stats)."""
+def shard_episodes_for(recipe: Recipe) -> int:
+    """Episodes per shard: ~50k environment steps, a function of the recipe only, so the output depends
+    on the seed alone (not on the number of workers, nor on interruptions)."""
+    return max(1, 50_000 // recipe.episode_steps)
+
+
+def _collect_shard(env_id: str, recipe: Recipe, collector_factory, seed: int, shard: int,
+                   episodes: int) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    """``episodes`` episodes with the shard's own random stream: (arrays, collector statistics)."""
     import gymnasium
     import ogbench  # noqa: F401  (registers OGBench's environments)
 
     from mqe.envs import colossal  # noqa: F401  (registers the colossal mazes)
 
-    env_id, recipe = recipe_for(name)
-    if num_episodes is not None:
-        if num_episodes < 1:
-            raise GenerationError(f"--num-episodes must be >= 1, got {num_episodes}")
-        recipe = dataclasses.replace(recipe, num_episodes=num_episodes)
-    collector = collector or MazeCollector(recipe)
+    collector = collector_factory(recipe)
     env = gymnasium.make(env_id, terminate_at_goal=False, max_episode_steps=recipe.episode_steps)
     # The environment draws its reset noise from numpy's global generator and gymnasium's seeded one.
-    np.random.seed(seed)
-    rng = np.random.default_rng(seed)
-    total = recipe.num_episodes + max(1, recipe.num_episodes // 10)  # >= 1 so tiny sets get a val file
+    stream = np.random.SeedSequence([seed, shard])
+    global_seed, reset_seed = (int(v) for v in stream.generate_state(2))
+    np.random.seed(global_seed)
+    rng = np.random.default_rng(stream)
     steps = recipe.episode_steps
-    obs_dim = env.observation_space.shape[0]
+    rows = episodes * steps
     qpos_dim, qvel_dim = env.unwrapped.data.qpos.shape[0], env.unwrapped.data.qvel.shape[0]
     arrays = {
-        "observations": np.empty((total * steps, obs_dim), np.float32),
-        "actions": np.empty((total * steps, env.action_space.shape[0]), np.float32),
-        "terminals": np.zeros(total * steps, bool),
-        "qpos": np.empty((total * steps, qpos_dim), np.float32),
-        "qvel": np.empty((total * steps, qvel_dim), np.float32),
+        "observations": np.empty((rows, env.observation_space.shape[0]), np.float32),
+        "actions": np.empty((rows, env.action_space.shape[0]), np.float32),
+        "terminals": np.zeros(rows, bool),
+        "qpos": np.empty((rows, qpos_dim), np.float32),
+        "qvel": np.empty((rows, qvel_dim), np.float32),
     }
-    bar = tqdm(total=total * steps, disable=not progress, unit="step", desc=f"generate {name}")
     row = 0
-    for episode in range(total):
+    for episode in range(episodes):
         options = collector.begin_episode(env, rng)
-        ob, _ = env.reset(seed=seed if episode == 0 else None, options=options)
-        for t in range(steps):
+        ob, _ = env.reset(seed=reset_seed if episode == 0 else None, options=options)
+        for _ in range(steps):
             action = collector.act(env, ob, rng)
             next_ob, _, terminated, truncated, info = env.step(action)
             arrays["observations"][row] = ob
@@ -229,25 +234,115 @@ def generate(name: str, dataset_dir: str, *, seed: int = 0, num_episodes: int | 
             row += 1
         if not arrays["terminals"][row - 1]:
             raise GenerationError(f"{env_id}: episode {episode} did not end after {steps} steps")
-        bar.update(steps)
-    bar.close()
     env.close()
+    return arrays, dict(collector.stats)
 
+
+def _shard_job(job) -> int:
+    """Worker entry point: collects one shard and writes it atomically; returns its index."""
+    env_id, recipe, collector_factory, seed, shard, episodes, path = job
+    arrays, stats = _collect_shard(env_id, recipe, collector_factory, seed, shard, episodes)
+    with atomic_writer(path) as f:
+        np.savez(f, **arrays, **{f"stat_{k}": np.int64(v) for k, v in stats.items()})
+    return shard
+
+
+def generate(name: str, dataset_dir: str, *, seed: int = 0, num_episodes: int | None = None,
+             collector_factory: Callable[[Recipe], Any] = MazeCollector, workers: int = 1,
+             shard_episodes: int | None = None, progress: bool = True) -> tuple[str, str, dict]:
+    """Writes ``<name>.npz`` and ``<name>-val.npz`` into ``dataset_dir``; returns (paths..., stats).
+
+    Episodes are collected in shards of a fixed size, each with its own random stream derived from
+    ``seed``, by ``workers`` processes; finished shards are kept in ``.<name>.shards/`` until the
+    dataset is written, so an interrupted run resumes from them. ``collector_factory(recipe)`` makes
+    the data-collection policy in each worker (it must pickle when ``workers > 1``). ``shard_episodes``
+    overrides the recipe's shard size (it changes the random streams, hence the data).
+    """
+    env_id, recipe = recipe_for(name)
+    if num_episodes is not None:
+        if num_episodes < 1:
+            raise GenerationError(f"--num-episodes must be >= 1, got {num_episodes}")
+        recipe = dataclasses.replace(recipe, num_episodes=num_episodes)
+    if workers < 1:
+        raise GenerationError(f"--workers must be >= 1, got {workers}")
+    total = recipe.num_episodes + max(1, recipe.num_episodes // 10)  # >= 1 so tiny sets get a val file
+    per_shard = shard_episodes or shard_episodes_for(recipe)
+    counts = [min(per_shard, total - start) for start in range(0, total, per_shard)]
+
+    shard_dir = os.path.join(dataset_dir, f".{name}.shards")
+    manifest = json.dumps({"name": name, "seed": seed, "total_episodes": total, "recipe": dataclasses.asdict(recipe),
+                           "shard_episodes": per_shard, "collector": getattr(collector_factory, "__name__",
+                                                                               repr(collector_factory))})
+    _prepare_shard_dir(shard_dir, manifest)
+    paths = [os.path.join(shard_dir, f"shard-{i:05d}.npz") for i in range(len(counts))]
+    todo = [(env_id, recipe, collector_factory, seed, i, n, paths[i])
+            for i, n in enumerate(counts) if not os.path.exists(paths[i])]
+    reused = len(counts) - len(todo)
+    bar = tqdm(total=total * recipe.episode_steps, initial=(total - sum(j[5] for j in todo)) * recipe.episode_steps,
+               disable=not progress, unit="step", desc=f"generate {name}")
+    if workers > 1 and len(todo) > 1:
+        import multiprocessing
+
+        with multiprocessing.get_context("spawn").Pool(min(workers, len(todo))) as pool:
+            for shard in pool.imap_unordered(_shard_job, todo):
+                bar.update(counts[shard] * recipe.episode_steps)
+    else:
+        for job in todo:
+            bar.update(counts[_shard_job(job)] * recipe.episode_steps)
+    bar.close()
+
+    arrays, stats = _concatenate_shards(paths)
     os.makedirs(dataset_dir, exist_ok=True)
-    split = recipe.num_episodes * steps
-    paths = []
+    split = recipe.num_episodes * recipe.episode_steps
+    out = []
     for suffix, rows in (("", slice(0, split)), ("-val", slice(split, None))):
         part = {k: v[rows] for k, v in arrays.items()}
         dataset = Dataset.from_arrays(part.pop("observations"), part.pop("actions"), part.pop("terminals"),
                                       source=f"generated {name}{suffix}", **part)
         path = os.path.join(dataset_dir, f"{name}{suffix}.npz")
         dataset.save_npz(path, compress=True)
-        paths.append(path)
+        out.append(path)
+    shutil.rmtree(shard_dir, ignore_errors=True)
+    maze = _maze(env_id)
+    oracle = MazeOracle(maze.maze_map)
     stats = {"episodes": recipe.num_episodes, "val_episodes": total - recipe.num_episodes,
-             "episode_steps": steps, **collector.stats,
-             "cells_visited": _cells_visited(env.unwrapped, arrays["qpos"]),
-             "free_cells": len(collector.oracle.free_cells) if collector.oracle else 0}
-    return paths[0], paths[1], stats
+             "episode_steps": recipe.episode_steps, **stats,
+             "cells_visited": _cells_visited(maze, arrays["qpos"]), "free_cells": len(oracle.free_cells),
+             "shards": len(counts), "shards_reused": reused}
+    return out[0], out[1], stats
+
+
+def _prepare_shard_dir(shard_dir: str, manifest: str) -> None:
+    """Keeps the shards of an interrupted run with the same settings; starts afresh otherwise."""
+    manifest_path = os.path.join(shard_dir, "manifest.json")
+    if os.path.isdir(shard_dir):
+        try:
+            with open(manifest_path) as f:
+                same = f.read() == manifest
+        except OSError:
+            same = False
+        if not same:
+            shutil.rmtree(shard_dir)
+    os.makedirs(shard_dir, exist_ok=True)
+    if not os.path.exists(manifest_path):
+        atomic_write_text(manifest_path, manifest)
+
+
+def _concatenate_shards(paths: list[str]) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    parts = [dict(np.load(p)) for p in paths]
+    keys = [k for k in parts[0] if not k.startswith("stat_")]
+    arrays = {k: np.concatenate([p[k] for p in parts]) for k in keys}
+    stats = {k[5:]: int(sum(int(p[k]) for p in parts)) for k in parts[0] if k.startswith("stat_")}
+    return arrays, stats
+
+
+def _maze(env_id: str):
+    import gymnasium
+    import ogbench  # noqa: F401
+
+    from mqe.envs import colossal  # noqa: F401
+
+    return gymnasium.make(env_id).unwrapped
 
 
 def _cells_visited(maze, qpos: np.ndarray) -> int:
