@@ -11,7 +11,6 @@ many processes, because on CPU the physics, not the policy, is the cost of a bat
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import time
 from typing import Callable, Sequence
@@ -62,55 +61,58 @@ class EnvGroup:
             env.close()
 
 
-def _worker(env_fn, size, conn) -> None:
-    group = EnvGroup(env_fn, size)
-    conn.send(group.limit)
-    while True:
-        message = conn.recv()
-        if message[0] == "reset":
-            conn.send(group.reset(message[1]))
-        elif message[0] == "step":
-            conn.send(group.step(message[1], message[2]))
-        else:
-            group.close()
-            conn.close()
-            return
+_REMOTE_GROUP: EnvGroup | None = None  # the copies a worker process owns
+
+
+def _remote_init(env_fn, size: int):
+    global _REMOTE_GROUP
+    _REMOTE_GROUP = EnvGroup(env_fn, size)
+    return _REMOTE_GROUP.limit
+
+
+def _remote_reset(jobs):
+    return _REMOTE_GROUP.reset(jobs)
+
+
+def _remote_step(actions, active):
+    return _REMOTE_GROUP.step(actions, active)
+
+
+def _remote_close():
+    _REMOTE_GROUP.close()
 
 
 class WorkerGroups:
-    """The copies split over ``workers`` processes (spawned: JAX in the parent must not be forked),
-    stepped concurrently."""
+    """The copies split over ``workers`` processes (see ``mqe.parallel``), stepped concurrently."""
 
     def __init__(self, env_fn: Callable[[], object], size: int, workers: int):
-        context = multiprocessing.get_context("spawn")
+        from mqe.parallel import Worker
+
         self.slices = [s for s in np.array_split(np.arange(size), workers) if len(s)]
-        self.conns, self.procs = [], []
-        for s in self.slices:
-            parent, child = context.Pipe()
-            proc = context.Process(target=_worker, args=(env_fn, len(s), child), daemon=True)
-            proc.start()
-            self.conns.append(parent)
-            self.procs.append(proc)
-        self.limit = [conn.recv() for conn in self.conns][0]
+        self.workers = [Worker() for _ in self.slices]
+        for worker, s in zip(self.workers, self.slices):
+            worker.submit(_remote_init, env_fn, len(s))
+        self.limit = [worker.result() for worker in self.workers][0]
 
     def reset(self, jobs: Sequence[Job]):
-        for conn, s in zip(self.conns, self.slices):
-            conn.send(("reset", [jobs[i] for i in s if i < len(jobs)]))
-        parts = [conn.recv() for conn in self.conns]
+        for worker, s in zip(self.workers, self.slices):
+            worker.submit(_remote_reset, [jobs[i] for i in s])
+        parts = [worker.result() for worker in self.workers]
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
     def step(self, actions: np.ndarray, active: np.ndarray):
-        for conn, s in zip(self.conns, self.slices):
-            s = s[s < len(active)]
-            conn.send(("step", actions[s], active[s]))
-        parts = [conn.recv() for conn in self.conns]
+        for worker, s in zip(self.workers, self.slices):
+            worker.submit(_remote_step, actions[s], active[s])
+        parts = [worker.result() for worker in self.workers]
         return ([ob for p in parts for ob in p[0]], np.concatenate([p[1] for p in parts]),
                 np.concatenate([p[2] for p in parts]))
 
     def close(self) -> None:
-        for conn, proc in zip(self.conns, self.procs):
-            conn.send(("close",))
-            proc.join(timeout=10)
+        for worker in self.workers:
+            try:
+                worker.call(_remote_close)
+            finally:
+                worker.close()
 
 
 def evaluate(policy: PolicyFn, env_fn: Callable[[], object], *, episodes_per_task: int = 50,

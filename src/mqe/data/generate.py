@@ -281,11 +281,10 @@ def generate(name: str, dataset_dir: str, *, seed: int = 0, num_episodes: int | 
     bar = tqdm(total=total * recipe.episode_steps, initial=(total - sum(j[5] for j in todo)) * recipe.episode_steps,
                disable=not progress, unit="step", desc=f"generate {name}")
     if workers > 1 and len(todo) > 1:
-        import multiprocessing
+        from mqe.parallel import imap_unordered
 
-        with multiprocessing.get_context("spawn").Pool(min(workers, len(todo))) as pool:
-            for shard in pool.imap_unordered(_shard_job, todo):
-                bar.update(counts[shard] * recipe.episode_steps)
+        for shard in imap_unordered(_shard_job, todo, workers):
+            bar.update(counts[shard] * recipe.episode_steps)
     else:
         for job in todo:
             bar.update(counts[_shard_job(job)] * recipe.episode_steps)
