@@ -157,7 +157,36 @@ def cmd_eval(args) -> int:
     return 0
 
 
+DEMO_DATASET = "pointmaze-medium-navigate-v0"
+
+
 def cmd_demo(args) -> int:
+    """The main job on an embedded default: generates a small OGBench point-maze dataset with OGBench's
+    recipe, trains MQE on it with a reduced budget, evaluates the 5 tasks and prints the success rate."""
+    if args.env == "gridmaze":
+        return _demo_gridmaze(args)
+    from mqe.data.generate import generate
+
+    preset = args.preset or "pointmaze-demo"
+    run_dir = args.run_dir or os.path.join("runs", "demo")
+    data_dir = os.path.join(run_dir, "data")
+    if not os.path.exists(os.path.join(data_dir, f"{DEMO_DATASET}.npz")):
+        print(f"generating {DEMO_DATASET} ({args.episodes} episodes, OGBench's recipe) into {data_dir}")
+        _, _, stats = generate(DEMO_DATASET, data_dir, num_episodes=args.episodes, seed=0,
+                               workers=os.cpu_count() or 1, progress=not args.no_progress)
+        print("generated: " + ", ".join(f"{k} {v}" for k, v in stats.items()))
+    argv = ["train", "--dataset", DEMO_DATASET, "--dataset-dir", data_dir, "--no-download", "--agent", args.agent,
+            "--preset", preset, "--eval-episodes", str(args.eval_episodes), "--run-dir", run_dir]
+    argv += ["--steps", str(args.steps)] if args.steps is not None else []
+    argv += ["--seed", str(args.seed)] if args.seed is not None else []
+    argv += [f"--set={o}" for o in args.overrides]
+    argv += ["--no-resume"] * args.no_resume + ["--no-progress"] * args.no_progress
+    print("mqe " + " ".join(argv))
+    train_args = build_parser().parse_args(argv)
+    return cmd_train(train_args)
+
+
+def _demo_gridmaze(args) -> int:
     """Generates the built-in grid-maze data, trains on it, evaluates, prints the success rate."""
     import jax
 
@@ -166,16 +195,16 @@ def cmd_demo(args) -> int:
     from mqe.train import train
 
     maze = GridMaze(DEFAULT_MAZE, observation=args.observation)
-    config = make_config(args.agent, args.preset, _overrides(args), dataset="gridmaze")
+    config = make_config(args.agent, args.preset or "gridmaze", _overrides(args), dataset="gridmaze")
     run_dir = _run_dir(args, "gridmaze", config.train.seed)
-    data = maze.collect_dataset(args.episodes, args.episode_length, seed=config.train.seed, policy=args.data)
+    data = maze.collect_dataset(args.grid_episodes, args.episode_length, seed=config.train.seed, policy=args.data)
     dataset = Dataset.from_arrays(data["observations"], data["actions"], data["terminals"],
                                   source=f"gridmaze {args.data} data")
     os.makedirs(run_dir, exist_ok=True)
     dataset.save_npz(os.path.join(run_dir, "gridmaze.npz"))
     print(maze.render())
     print(f"grid maze: {maze.num_cells} cells, {args.observation} observations; {args.data} dataset "
-          f"{dataset.size} rows ({args.episodes} episodes x {args.episode_length} steps) -> "
+          f"{dataset.size} rows ({args.grid_episodes} episodes x {args.episode_length} steps) -> "
           f"{run_dir}/gridmaze.npz")
     env = GridMazeEnv(maze)
 
@@ -252,15 +281,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("demo", help="train MQE on the built-in grid maze (a few minutes on CPU) and evaluate")
-    _common_train_args(p, default_preset="gridmaze")
-    p.add_argument("--episodes", type=int, default=1000, help="episodes to generate")
-    p.add_argument("--episode-length", type=int, default=100, help="steps per episode")
-    p.add_argument("--data", choices=("navigate", "random"), default="navigate",
-                   help="navigate: noisy BFS walks to random goals (OGBench's recipe); random: random walks")
-    p.add_argument("--observation", choices=("onehot", "xy"), default="onehot",
-                   help="onehot: one float per cell (tabular); xy: cell coordinates")
+    p = sub.add_parser("demo", help="the main job on an embedded default: MQE on a generated point maze "
+                                    "(~10 min on 2 CPU cores), or on the built-in grid maze (~2 min)")
+    p.add_argument("env", nargs="?", choices=("pointmaze", "gridmaze"), default="pointmaze",
+                   help=f"pointmaze: {DEMO_DATASET}, generated (default); gridmaze: the built-in grid maze")
+    _common_train_args(p, default_preset=None)
+    p.add_argument("--episodes", type=int, default=200, help="point-maze episodes to generate (1000 steps each)")
     p.add_argument("--eval-episodes", type=int, default=10, help="evaluation episodes per task")
+    p.add_argument("--grid-episodes", type=int, default=1000, help="grid maze: episodes to generate")
+    p.add_argument("--episode-length", type=int, default=100, help="grid maze: steps per episode")
+    p.add_argument("--data", choices=("navigate", "random"), default="navigate",
+                   help="grid maze: noisy BFS walks to random goals (OGBench's recipe) or random walks")
+    p.add_argument("--observation", choices=("onehot", "xy"), default="onehot",
+                   help="grid maze: one float per cell (tabular) or cell coordinates")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("generate", help="generate an OGBench dataset offline, in OGBench's exact file layout")
