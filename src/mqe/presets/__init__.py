@@ -1,0 +1,1 @@
+"""Hyperparameter presets, as data (presets.json)."""
