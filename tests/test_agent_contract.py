@@ -15,6 +15,9 @@ from mqe.train import train
 
 TINY = {
     "mqe": ["batch_size=16", "latent_dim=16", "encoder_hidden_dims=16,16", "actor_hidden_dims=16,16"],
+    "gcbc": ["batch_size=16", "actor_hidden_dims=16,16"],
+    "gcivl": ["batch_size=16", "value_hidden_dims=16,16", "actor_hidden_dims=16,16"],
+    "gciql": ["batch_size=16", "value_hidden_dims=16,16", "actor_hidden_dims=16,16"],
 }
 
 
@@ -35,7 +38,7 @@ def test_agent_contract(name, tmp_path):
     ds = _dataset()
     spec = AGENTS[name]
     agent = spec.agent_class.create(jax.random.PRNGKey(0), ds.observations[:1], ds.actions[:1], config.agent)
-    batch = sample_batch(jax.random.PRNGKey(1), DeviceData.from_dataset(ds), config.agent.sampler())
+    batch = config.agent.sampler().sample(jax.random.PRNGKey(1), DeviceData.from_dataset(ds))
     loss, metrics = agent.total_loss(agent.params, batch)
     assert np.isfinite(float(loss))
     assert all("/" in k for k in metrics if k not in ("total_loss", "grad_norm")), "namespaced metrics"

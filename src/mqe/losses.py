@@ -53,3 +53,37 @@ def weighted_pair_mean(values: jax.Array, diagonal_weight: float) -> jax.Array:
     return (1.0 - diagonal_weight) * jnp.mean(values, axis=(-2, -1)) + diagonal_weight * jnp.mean(
         diag, axis=-1
     )
+
+
+def awr_loss(advantage: jax.Array, log_prob: jax.Array, temperature: float, max_weight: float = 100.0) -> jax.Array:
+    """Advantage-weighted regression: -mean[min(exp(temperature * A), max_weight) * log pi(a | s, g)].
+
+    The advantage is treated as a constant (stop-gradient); the cap keeps rare large advantages from
+    dominating the batch.
+    """
+    weight = jnp.minimum(jnp.exp(temperature * jax.lax.stop_gradient(advantage)), max_weight)
+    return -jnp.mean(weight * log_prob)
+
+
+def ddpg_bc_loss(q: jax.Array, log_prob: jax.Array, alpha: float) -> tuple[jax.Array, jax.Array]:
+    """DDPG+BC: (-mean q / sg(mean |q| + 1e-6), -alpha mean log pi(a_data | s, g)); returns both terms.
+
+    Dividing by the batch's mean |q| makes the BC coefficient alpha independent of the value scale.
+    """
+    q_loss = -jnp.mean(q) / jax.lax.stop_gradient(jnp.mean(jnp.abs(q)) + 1e-6)
+    return q_loss, -alpha * jnp.mean(log_prob)
+
+
+def binary_nce_loss(logits: jax.Array) -> jax.Array:
+    """Binary contrastive loss over a (..., B, B) logit matrix, positives on the diagonal:
+    mean_ij BCE(sigmoid(l_ij), 1[i == j]) = mean[-I log s(l) - (1 - I) log(1 - s(l))]."""
+    eye = jnp.eye(logits.shape[-1], dtype=logits.dtype)
+    return jnp.mean(eye * -jax.nn.log_sigmoid(logits) + (1.0 - eye) * -jax.nn.log_sigmoid(-logits))
+
+
+def infonce_loss(logits: jax.Array, axis: int = -1) -> jax.Array:
+    """Softmax cross-entropy over ``axis`` of a (..., B, B) logit matrix with positives on the diagonal:
+    mean_i -log softmax(l)_ii. ``axis=-1`` normalises over goals for each row, ``axis=-2`` over rows
+    (state-actions) for each goal."""
+    log_p = jax.nn.log_softmax(logits, axis=axis)
+    return -jnp.mean(jnp.diagonal(log_p, axis1=-2, axis2=-1))

@@ -77,3 +77,17 @@ class GaussianPolicy(nn.Module):
         x = jnp.concatenate([observations, goals], axis=-1)
         return MLP(self.hidden_dims, self.action_dim, layer_norm=False,
                    output_init_scale=self.mean_init_scale)(x)
+
+
+class GoalConditionedValue(nn.Module):
+    """V(s, g) or Q(s, a, g): an ensemble MLP on concat(s, g[, a]) with a scalar head -> (E, ...)."""
+
+    hidden_dims: Sequence[int]
+    ensemble_size: int = 2
+    layer_norm: bool = True
+
+    @nn.compact
+    def __call__(self, observations: jax.Array, goals: jax.Array, actions: jax.Array | None = None) -> jax.Array:
+        parts = [observations, goals] if actions is None else [observations, goals, actions]
+        x = jnp.concatenate(parts, axis=-1)
+        return EnsembleMLP(self.hidden_dims, 1, self.ensemble_size, self.layer_norm)(x)[..., 0]

@@ -54,6 +54,9 @@ class SamplerConfig:
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
 
+    def sample(self, key: jax.Array, data: "DeviceData") -> dict[str, jax.Array]:
+        return sample_batch(key, data, self)
+
 
 @flax.struct.dataclass
 class DeviceData:
@@ -145,3 +148,109 @@ def gather_batch(data: DeviceData, idx: dict[str, jax.Array]) -> dict[str, jax.A
 def sample_batch(key: jax.Array, data: DeviceData, config: SamplerConfig) -> dict[str, jax.Array]:
     """``gather_batch(data, sample_indices(key, data, config))``."""
     return gather_batch(data, sample_indices(key, data, config))
+
+
+# ----- OGBench's goal-conditioned sampler (the baselines' batches) -----
+
+
+@dataclasses.dataclass(frozen=True)
+class GoalSamplerConfig:
+    """OGBench's GCDataset / HGCDataset sampling, for the baselines (static, hashable).
+
+    Each batch row has a state t (uniform over rows with a successor) and two goals, each drawn from a
+    mixture: the current state (``*_p_curgoal``), a future state of t's trajectory (``*_p_trajgoal``;
+    t + Geom(1 - discount) capped at the trajectory end if ``*_geom_sample``, else uniform over
+    [t + 1, f]) or a uniform random state (``*_p_randomgoal``). Rewards and masks come from the value
+    goal: success = (value goal == t); reward = success - 1 if ``gc_negative`` else success; mask =
+    1 - success. ``subgoal_steps > 0`` adds HIQL's subgoal targets; ``nstep > 0`` adds n-step chunks.
+    Trajectory goals range up to the trajectory's last row f (the MQE sampler's convention).
+    """
+
+    batch_size: int = 1024
+    discount: float = 0.99
+    value_p_curgoal: float = 0.2
+    value_p_trajgoal: float = 0.5
+    value_p_randomgoal: float = 0.3
+    value_geom_sample: bool = True
+    actor_p_curgoal: float = 0.0
+    actor_p_trajgoal: float = 1.0
+    actor_p_randomgoal: float = 0.0
+    actor_geom_sample: bool = False
+    gc_negative: bool = True
+    subgoal_steps: int = 0  # HIQL: low-level goal t + subgoal_steps; high-level targets
+    nstep: int = 0  # n-step SAC+BC: observations t+1..t+n, actions t..t+n-1, per-step rewards/masks
+
+    def __post_init__(self):
+        for prefix in ("value", "actor"):
+            probs = [getattr(self, f"{prefix}_p_{k}") for k in ("curgoal", "trajgoal", "randomgoal")]
+            if min(probs) < 0 or abs(sum(probs) - 1.0) > 1e-6:
+                raise ValueError(f"{prefix}_p_curgoal + {prefix}_p_trajgoal + {prefix}_p_randomgoal must be "
+                                 f"non-negative and sum to 1, got {probs}")
+        if not 0.0 < self.discount < 1.0:
+            raise ValueError(f"discount must be in (0, 1), got {self.discount}")
+        if self.batch_size < 1 or self.subgoal_steps < 0 or self.nstep < 0:
+            raise ValueError("batch_size must be >= 1, subgoal_steps and nstep >= 0")
+
+    def sample(self, key: jax.Array, data: DeviceData) -> dict[str, jax.Array]:
+        return sample_goal_batch(key, data, self)
+
+
+def sample_goals(key: jax.Array, data: DeviceData, t: jax.Array, p_cur: float, p_traj: float,
+                 geometric_offsets: bool, discount: float) -> jax.Array:
+    """Goal indices for states ``t``: current / future-in-trajectory / random mixture (OGBench's rule)."""
+    k_traj, k_rand, k_pick, k_cur = jax.random.split(key, 4)
+    final = data.final_index[t]
+    if geometric_offsets:
+        traj = jnp.minimum(t + geometric(k_traj, 1.0 - discount, t.shape), final)
+    else:
+        traj = uniform_int(k_traj, t + 1, final)
+    rand = data.valid_index[jax.random.randint(k_rand, t.shape, 0, data.valid_index.shape[0])]
+    p_traj_given_not_cur = p_traj / (1.0 - p_cur) if p_cur < 1.0 else 1.0
+    goal = jnp.where(jax.random.uniform(k_pick, t.shape) < p_traj_given_not_cur, traj, rand)
+    return jnp.where(jax.random.uniform(k_cur, t.shape) < p_cur, t, goal)
+
+
+def sample_goal_batch(key: jax.Array, data: DeviceData, config: GoalSamplerConfig) -> dict[str, jax.Array]:
+    """One OGBench-style batch (see ``GoalSamplerConfig``)."""
+    c = config
+    keys = jax.random.split(key, 4)
+    t = data.valid_index[jax.random.randint(keys[0], (c.batch_size,), 0, data.valid_index.shape[0])]
+    final = data.final_index[t]
+    value_goal = sample_goals(keys[1], data, t, c.value_p_curgoal, c.value_p_trajgoal, c.value_geom_sample,
+                              c.discount)
+    actor_goal = sample_goals(keys[2], data, t, c.actor_p_curgoal, c.actor_p_trajgoal, c.actor_geom_sample,
+                              c.discount)
+    success = (value_goal == t).astype(jnp.float32)
+    obs = data.observations
+    batch = {
+        "observations": obs[t],
+        "actions": data.actions[t],
+        "next_observations": obs[t + 1],
+        "value_goals": obs[value_goal],
+        "actor_goals": obs[actor_goal],
+        "rewards": success - 1.0 if c.gc_negative else success,
+        "masks": 1.0 - success,
+    }
+    if c.subgoal_steps:
+        batch["low_actor_goals"] = obs[jnp.minimum(t + c.subgoal_steps, final)]
+        # High level: a future goal (or, with actor_p_randomgoal, a random state) and the state
+        # subgoal_steps ahead towards it (towards the trajectory end for random goals).
+        k_goal, k_pick = jax.random.split(keys[3])
+        traj = sample_goals(k_goal, data, t, 0.0, 1.0, c.actor_geom_sample, c.discount)
+        rand = data.valid_index[jax.random.randint(k_pick, t.shape, 0, data.valid_index.shape[0])]
+        use_random = jax.random.uniform(jax.random.fold_in(k_pick, 1), t.shape) < c.actor_p_randomgoal
+        high_goal = jnp.where(use_random, rand, traj)
+        target = jnp.minimum(t + c.subgoal_steps, jnp.where(use_random, final, high_goal))
+        batch["high_actor_goals"] = obs[high_goal]
+        batch["high_actor_targets"] = obs[target]
+    if c.nstep:
+        # Steps t .. t + n - 1, truncated at the trajectory end: chunk_valid marks real steps.
+        offsets = jnp.arange(c.nstep, dtype=t.dtype)
+        rows = t[:, None] + offsets[None, :]
+        chunk_valid = rows < final[:, None]
+        rows = jnp.minimum(rows, final[:, None] - 1)
+        batch["chunk_actions"] = data.actions[rows]
+        batch["chunk_next_observations"] = obs[rows + 1]
+        batch["chunk_valid"] = chunk_valid.astype(jnp.float32)
+        batch["chunk_goal_reached"] = (rows + 1 == value_goal[:, None]).astype(jnp.float32)
+    return batch

@@ -25,7 +25,7 @@ from mqe.config import ConfigError, RunConfig
 from mqe.data.dataset import Dataset
 from mqe.io import atomic_write_text
 from mqe.logger import RunLogger
-from mqe.sampling import DeviceData, SamplerConfig, sample_batch
+from mqe.sampling import DeviceData
 
 # Fields that may change when a run is resumed (they do not change what a step computes).
 RESUMABLE_CHANGES = {"steps", "log_interval", "checkpoint_interval", "keep_checkpoints", "eval_interval",
@@ -48,14 +48,16 @@ class TrainResult:
     updates_per_second: float
 
 
-def make_train_chunk(sampler: SamplerConfig, length: int):
-    """A compiled function running ``length`` updates: (agent, key, data) -> (agent, key, mean metrics)."""
+def make_train_chunk(sampler, length: int):
+    """A compiled function running ``length`` updates: (agent, key, data) -> (agent, key, mean metrics).
+
+    ``sampler`` is the agent config's ``sampler()``: anything with ``sample(key, data) -> batch``."""
 
     def chunk(agent, key, data: DeviceData):
         def body(carry, _):
             agent, key = carry
             key, batch_key = jax.random.split(key)
-            agent, metrics = agent.update(sample_batch(batch_key, data, sampler))
+            agent, metrics = agent.update(sampler.sample(batch_key, data))
             return (agent, key), metrics
 
         (agent, key), metrics = jax.lax.scan(body, (agent, key), None, length=length)

@@ -11,6 +11,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from mqe.agents.gcbc import GCBCAgent, GCBCConfig
+from mqe.agents.gciql import GCIQLAgent, GCIQLConfig
+from mqe.agents.gcivl import GCIVLAgent, GCIVLConfig
 from mqe.agents.mqe import MQEAgent, MQEConfig
 
 
@@ -18,8 +21,12 @@ from mqe.agents.mqe import MQEAgent, MQEConfig
 class AgentSpec:
     agent_class: Any
     config_class: Any
+    summary: str = ""  # one line for `mqe agents`
 
 
 AGENTS: dict[str, AgentSpec] = {
-    "mqe": AgentSpec(MQEAgent, MQEConfig),
+    "mqe": AgentSpec(MQEAgent, MQEConfig, "MQE: quasimetric critic, multistep LINEX backups, DDPG+BC (this paper)"),
+    "gcbc": AgentSpec(GCBCAgent, GCBCConfig, "GCBC: goal-conditioned behaviour cloning"),
+    "gcivl": AgentSpec(GCIVLAgent, GCIVLConfig, "GCIVL: implicit V-learning (expectile) + AWR policy"),
+    "gciql": AgentSpec(GCIQLAgent, GCIQLConfig, "GCIQL: implicit Q-learning (expectile V, Q) + DDPG+BC policy"),
 }

@@ -1,0 +1,62 @@
+"""GCBC: goal-conditioned behaviour cloning (OGBench's baseline).
+
+  L = -mean_i log pi(a_i | s_i, g_i),   g_i uniform over the future states of s_i's trajectory.
+
+Deterministic actions at evaluation: the policy mean, clipped to [-1, 1].
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax.numpy as jnp
+
+from mqe import losses
+from mqe.agents.common import AgentState
+from mqe.networks import GaussianPolicy
+from mqe.sampling import GoalSamplerConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class GCBCConfig:
+    """OGBench's GCBC defaults."""
+
+    batch_size: int = 1024  # transitions per update
+    actor_hidden_dims: tuple[int, ...] = (512, 512, 512)  # policy MLP widths (no LayerNorm)
+    policy_std: float = 1.0  # constant std of the Gaussian policy
+    actor_p_randomgoal: float = 0.0  # fraction of random (instead of future) actor goals
+    learning_rate: float = 3e-4  # Adam
+
+    def sampler(self) -> GoalSamplerConfig:
+        return GoalSamplerConfig(batch_size=self.batch_size, actor_p_trajgoal=1.0 - self.actor_p_randomgoal,
+                                 actor_p_randomgoal=self.actor_p_randomgoal)
+
+
+class GCBCAgent(AgentState):
+    @property
+    def networks(self):
+        return {"actor": GaussianPolicy(self.config.actor_hidden_dims, self.action_dim)}
+
+    def policy_mean(self, params, observations, goals):
+        return self.networks["actor"].apply({"params": params["actor"]}, observations, goals)
+
+    @classmethod
+    def create(cls, key, example_observations, example_actions, config: GCBCConfig):
+        obs = jnp.asarray(example_observations, jnp.float32)
+        action_dim = example_actions.shape[-1]
+        actor = GaussianPolicy(config.actor_hidden_dims, action_dim)
+        return cls.from_params({"actor": actor.init(key, obs, obs)["params"]}, config, action_dim)
+
+    def actor_loss(self, params, batch):
+        mean = self.policy_mean(params, batch["observations"], batch["actor_goals"])
+        log_prob = losses.gaussian_log_prob(batch["actions"], mean, self.config.policy_std)
+        return -jnp.mean(log_prob), {"actor/loss": -jnp.mean(log_prob), "actor/bc_log_prob": jnp.mean(log_prob),
+                                     "actor/mse": jnp.mean(jnp.square(jnp.clip(mean, -1, 1) - batch["actions"]))}
+
+    def total_loss(self, params, batch):
+        loss, metrics = self.actor_loss(params, batch)
+        return loss, {**metrics, "total_loss": loss}
+
+    def sample_actions(self, observations, goals):
+        return jnp.clip(self.policy_mean(self.params, observations, goals), -1.0, 1.0)
+

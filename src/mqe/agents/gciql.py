@@ -1,0 +1,128 @@
+"""GCIQL: goal-conditioned implicit Q-learning with DDPG+BC (default) or AWR extraction (OGBench's baseline).
+
+Networks: V(s, g); Q_1, Q_2(s, a, g) with Polyak targets Q'_k; the policy. r, m from the value goal g.
+  L_V  = mean[ |kappa - 1(q - V < 0)| (q - V(s, g))^2 ],   q = min_k Q'_k(s, a, g)
+  L_Q  = sum_k mean[ (Q_k(s, a, g) - (r + gamma m sg V(s', g)))^2 ]
+Actor on the actor goal g:
+  ddpgbc: q = min_k Q_k(s, clip(mu(s, g)), g) (critic frozen);  L = -mean q / sg(mean|q|) - alpha mean log pi(a|s,g)
+  awr:    A = min_k Q_k(s, a, g) - V(s, g);                        L = -mean[min(exp(alpha A), 100) log pi(a|s,g)]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+
+from mqe import losses
+from mqe.agents.common import AgentState
+from mqe.networks import GaussianPolicy, GoalConditionedValue
+from mqe.sampling import GoalSamplerConfig
+
+ACTOR_LOSSES = ("ddpgbc", "awr")
+
+
+@dataclasses.dataclass(frozen=True)
+class GCIQLConfig:
+    """OGBench's GCIQL defaults (per-dataset alpha in the presets)."""
+
+    batch_size: int = 1024  # transitions per update
+    value_hidden_dims: tuple[int, ...] = (512, 512, 512)  # V and Q widths (GELU + LayerNorm)
+    actor_hidden_dims: tuple[int, ...] = (512, 512, 512)  # policy MLP widths (no LayerNorm)
+    layer_norm: bool = True  # LayerNorm in V and Q
+    discount: float = 0.99  # gamma; also the geometric value-goal horizon
+    tau: float = 0.005  # Polyak rate of the target critic
+    expectile: float = 0.9  # kappa of the expectile value loss
+    actor_loss: str = "ddpgbc"  # ddpgbc | awr
+    alpha: float = 0.3  # BC coefficient (ddpgbc) or AWR inverse temperature (awr)
+    policy_std: float = 1.0  # constant std of the Gaussian policy
+    value_p_curgoal: float = 0.2  # value goals: current state
+    value_p_trajgoal: float = 0.5  # value goals: future state of the trajectory (geometric)
+    value_p_randomgoal: float = 0.3  # value goals: random dataset state
+    actor_p_randomgoal: float = 0.0  # actor goals: random state (else uniform future); 0.5 on stitch
+    learning_rate: float = 3e-4  # Adam
+
+    def __post_init__(self):
+        if self.actor_loss not in ACTOR_LOSSES:
+            raise ValueError(f"actor_loss must be one of {ACTOR_LOSSES}, got {self.actor_loss!r}")
+
+    def sampler(self) -> GoalSamplerConfig:
+        return GoalSamplerConfig(
+            batch_size=self.batch_size, discount=self.discount, value_p_curgoal=self.value_p_curgoal,
+            value_p_trajgoal=self.value_p_trajgoal, value_p_randomgoal=self.value_p_randomgoal,
+            actor_p_trajgoal=1.0 - self.actor_p_randomgoal, actor_p_randomgoal=self.actor_p_randomgoal)
+
+
+class GCIQLAgent(AgentState):
+    TARGETS = ("critic",)
+
+    @property
+    def networks(self):
+        c = self.config
+        return {"value": GoalConditionedValue(c.value_hidden_dims, 1, c.layer_norm),
+                "critic": GoalConditionedValue(c.value_hidden_dims, 2, c.layer_norm),
+                "actor": GaussianPolicy(c.actor_hidden_dims, self.action_dim)}
+
+    def v(self, params, observations, goals):
+        return self.networks["value"].apply({"params": params}, observations, goals)[0]
+
+    def q(self, params, observations, actions, goals):
+        """Q_k(s, a, g) for both heads: (2, ...)."""
+        return self.networks["critic"].apply({"params": params}, observations, goals, actions)
+
+    @classmethod
+    def create(cls, key, example_observations, example_actions, config: GCIQLConfig):
+        obs = jnp.asarray(example_observations, jnp.float32)
+        act = jnp.asarray(example_actions, jnp.float32)
+        k_v, k_q, k_actor = jax.random.split(key, 3)
+        params = {
+            "value": GoalConditionedValue(config.value_hidden_dims, 1, config.layer_norm).init(k_v, obs, obs)["params"],
+            "critic": GoalConditionedValue(config.value_hidden_dims, 2, config.layer_norm).init(k_q, obs, obs, act)["params"],
+            "actor": GaussianPolicy(config.actor_hidden_dims, act.shape[-1]).init(k_actor, obs, obs)["params"],
+        }
+        return cls.from_params(params, config, act.shape[-1])
+
+    def critic_loss(self, params, batch):
+        c = self.config
+        obs, act, goals = batch["observations"], batch["actions"], batch["value_goals"]
+        q_target = jnp.min(self.q(self.target_params["critic"], obs, act, goals), axis=0)
+        v = self.v(params["value"], obs, goals)
+        value_loss = jnp.mean(losses.expectile_loss(jax.lax.stop_gradient(q_target) - v, c.expectile))
+        next_v = jax.lax.stop_gradient(self.v(params["value"], batch["next_observations"], goals))
+        y = batch["rewards"] + c.discount * batch["masks"] * next_v
+        q = self.q(params["critic"], obs, act, goals)
+        critic_loss = jnp.sum(jnp.mean(jnp.square(q - y), axis=-1))
+        return value_loss + critic_loss, {
+            "value/loss": value_loss, "value/v_mean": jnp.mean(v), "critic/loss": critic_loss,
+            "critic/q_mean": jnp.mean(q), "critic/q_min": jnp.min(q), "critic/q_max": jnp.max(q)}
+
+    def actor_loss(self, params, batch):
+        c = self.config
+        obs, goals = batch["observations"], batch["actor_goals"]
+        mean = self.networks["actor"].apply({"params": params["actor"]}, obs, goals)
+        log_prob = losses.gaussian_log_prob(batch["actions"], mean, c.policy_std)
+        critic = jax.lax.stop_gradient(params["critic"])
+        metrics = {"actor/bc_log_prob": jnp.mean(log_prob),
+                   "actor/mse": jnp.mean(jnp.square(jnp.clip(mean, -1, 1) - batch["actions"]))}
+        if c.actor_loss == "awr":
+            adv = jnp.min(self.q(critic, obs, batch["actions"], goals), axis=0) - self.v(params["value"], obs, goals)
+            loss = losses.awr_loss(adv, log_prob, c.alpha)
+            return loss, {**metrics, "actor/loss": loss, "actor/adv": jnp.mean(adv)}
+        q = jnp.min(self.q(critic, obs, jnp.clip(mean, -1.0, 1.0), goals), axis=0)
+        q_loss, bc_loss = losses.ddpg_bc_loss(q, log_prob, c.alpha)
+        return q_loss + bc_loss, {**metrics, "actor/loss": q_loss + bc_loss, "actor/q_loss": q_loss,
+                                  "actor/q_mean": jnp.mean(q)}
+
+    def total_loss(self, params, batch):
+        critic, critic_metrics = self.critic_loss(params, batch)
+        actor, actor_metrics = self.actor_loss(params, batch)
+        return critic + actor, {**critic_metrics, **actor_metrics, "total_loss": critic + actor}
+
+    def sample_actions(self, observations, goals):
+        mean = self.networks["actor"].apply({"params": self.params["actor"]}, observations, goals)
+        return jnp.clip(mean, -1.0, 1.0)
+
+    def goal_value(self, observations, goals):
+        """V(s, g): higher is closer."""
+        return self.v(self.params["value"], observations, goals)
