@@ -18,6 +18,8 @@ TINY = {
     "gcbc": ["batch_size=16", "actor_hidden_dims=16,16"],
     "gcivl": ["batch_size=16", "value_hidden_dims=16,16", "actor_hidden_dims=16,16"],
     "gciql": ["batch_size=16", "value_hidden_dims=16,16", "actor_hidden_dims=16,16"],
+    "crl": ["batch_size=16", "latent_dim=16", "value_hidden_dims=16,16", "actor_hidden_dims=16,16"],
+    "tmd": ["batch_size=16", "latent_dim=16", "value_hidden_dims=16,16", "actor_hidden_dims=16,16"],
 }
 
 

@@ -11,10 +11,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from mqe.agents.crl import CRLAgent, CRLConfig
 from mqe.agents.gcbc import GCBCAgent, GCBCConfig
 from mqe.agents.gciql import GCIQLAgent, GCIQLConfig
 from mqe.agents.gcivl import GCIVLAgent, GCIVLConfig
 from mqe.agents.mqe import MQEAgent, MQEConfig
+from mqe.agents.tmd import TMDAgent, TMDConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,4 +31,6 @@ AGENTS: dict[str, AgentSpec] = {
     "gcbc": AgentSpec(GCBCAgent, GCBCConfig, "GCBC: goal-conditioned behaviour cloning"),
     "gcivl": AgentSpec(GCIVLAgent, GCIVLConfig, "GCIVL: implicit V-learning (expectile) + AWR policy"),
     "gciql": AgentSpec(GCIQLAgent, GCIQLConfig, "GCIQL: implicit Q-learning (expectile V, Q) + DDPG+BC policy"),
+    "crl": AgentSpec(CRLAgent, CRLConfig, "CRL: contrastive critic (binary NCE) + DDPG+BC policy"),
+    "tmd": AgentSpec(TMDAgent, TMDConfig, "TMD: contrastive MRN critic + invariance + one-step LINEX backup"),
 }

@@ -1,0 +1,106 @@
+"""CRL: contrastive RL with DDPG+BC extraction (OGBench's baseline; no exponentiated critic).
+
+Critic, per ensemble member e, over all pairs of the batch (goals g_j: geometric future states):
+  l_ij = phi_e(s_i, a_i) . psi_e(g_j) / sqrt(D)
+  L_C  = mean_ij BCE(sigmoid(l_ij), 1[i == j])          (binary NCE: the other goals are negatives)
+Actor on the actor goal g (critic frozen):
+  q = min_e l(s, clip(mu(s, g)), g);   L = -mean q / sg(mean|q|) - alpha mean log pi(a | s, g)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+
+from mqe import losses
+from mqe.agents.common import AgentState
+from mqe.networks import EnsembleMLP, GaussianPolicy, StateActionEncoder
+from mqe.sampling import GoalSamplerConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class CRLConfig:
+    """OGBench's CRL defaults (per-dataset alpha in the presets)."""
+
+    batch_size: int = 1024  # transitions per update (B^2 contrastive pairs)
+    value_hidden_dims: tuple[int, ...] = (512, 512, 512)  # phi and psi widths (GELU + LayerNorm)
+    actor_hidden_dims: tuple[int, ...] = (512, 512, 512)  # policy MLP widths (no LayerNorm)
+    latent_dim: int = 512  # D: size of phi(s, a) and psi(g)
+    layer_norm: bool = True  # LayerNorm in phi and psi
+    ensemble_size: int = 2  # independent (phi_e, psi_e) pairs; the actor uses the min over e
+    discount: float = 0.99  # geometric horizon of the positive (future) goals
+    alpha: float = 0.1  # BC coefficient
+    policy_std: float = 1.0  # constant std of the Gaussian policy
+    actor_p_randomgoal: float = 0.0  # actor goals: random state (else uniform future); 0.5 on stitch
+    learning_rate: float = 3e-4  # Adam
+
+    def sampler(self) -> GoalSamplerConfig:
+        return GoalSamplerConfig(
+            batch_size=self.batch_size, discount=self.discount, value_p_curgoal=0.0, value_p_trajgoal=1.0,
+            value_p_randomgoal=0.0, actor_p_trajgoal=1.0 - self.actor_p_randomgoal,
+            actor_p_randomgoal=self.actor_p_randomgoal, gc_negative=False)
+
+
+class CRLAgent(AgentState):
+    @property
+    def networks(self):
+        c = self.config
+        return {"phi": StateActionEncoder(c.value_hidden_dims, c.latent_dim, c.ensemble_size, c.layer_norm),
+                "psi": EnsembleMLP(c.value_hidden_dims, c.latent_dim, c.ensemble_size, c.layer_norm),
+                "actor": GaussianPolicy(c.actor_hidden_dims, self.action_dim)}
+
+    @classmethod
+    def create(cls, key, example_observations, example_actions, config: CRLConfig):
+        obs = jnp.asarray(example_observations, jnp.float32)
+        act = jnp.asarray(example_actions, jnp.float32)
+        c = config
+        k_phi, k_psi, k_actor = jax.random.split(key, 3)
+        params = {
+            "phi": StateActionEncoder(c.value_hidden_dims, c.latent_dim, c.ensemble_size, c.layer_norm).init(
+                k_phi, obs, act)["params"],
+            "psi": EnsembleMLP(c.value_hidden_dims, c.latent_dim, c.ensemble_size, c.layer_norm).init(
+                k_psi, obs)["params"],
+            "actor": GaussianPolicy(c.actor_hidden_dims, act.shape[-1]).init(k_actor, obs, obs)["params"],
+        }
+        return cls.from_params(params, config, act.shape[-1])
+
+    def logits(self, params, observations, actions, goals, all_pairs: bool):
+        """phi(s, a) . psi(g) / sqrt(D): (E, B, B) over all pairs, or (E, B) matched."""
+        phi = self.networks["phi"].apply({"params": params["phi"]}, observations, actions)
+        psi = self.networks["psi"].apply({"params": params["psi"]}, goals)
+        scale = 1.0 / math.sqrt(self.config.latent_dim)
+        if all_pairs:
+            return jnp.einsum("eid,ejd->eij", phi, psi) * scale
+        return jnp.sum(phi * psi, axis=-1) * scale
+
+    def critic_loss(self, params, batch):
+        logits = self.logits(params, batch["observations"], batch["actions"], batch["value_goals"], True)
+        loss = losses.binary_nce_loss(logits)
+        diag = jnp.diagonal(logits, axis1=-2, axis2=-1)
+        accuracy = jnp.mean(jnp.argmax(logits, axis=-1) == jnp.arange(logits.shape[-1]))
+        return loss, {"critic/loss": loss, "critic/logits_positive": jnp.mean(diag),
+                      "critic/logits_all": jnp.mean(logits), "critic/accuracy": accuracy}
+
+    def actor_loss(self, params, batch):
+        c = self.config
+        obs, goals = batch["observations"], batch["actor_goals"]
+        mean = self.networks["actor"].apply({"params": params["actor"]}, obs, goals)
+        frozen = jax.lax.stop_gradient({"phi": params["phi"], "psi": params["psi"]})
+        q = jnp.min(self.logits(frozen, obs, jnp.clip(mean, -1.0, 1.0), goals, False), axis=0)
+        log_prob = losses.gaussian_log_prob(batch["actions"], mean, c.policy_std)
+        q_loss, bc_loss = losses.ddpg_bc_loss(q, log_prob, c.alpha)
+        return q_loss + bc_loss, {"actor/loss": q_loss + bc_loss, "actor/q_loss": q_loss, "actor/q_mean": jnp.mean(q),
+                                  "actor/bc_log_prob": jnp.mean(log_prob),
+                                  "actor/mse": jnp.mean(jnp.square(jnp.clip(mean, -1, 1) - batch["actions"]))}
+
+    def total_loss(self, params, batch):
+        critic, critic_metrics = self.critic_loss(params, batch)
+        actor, actor_metrics = self.actor_loss(params, batch)
+        return critic + actor, {**critic_metrics, **actor_metrics, "total_loss": critic + actor}
+
+    def sample_actions(self, observations, goals):
+        mean = self.networks["actor"].apply({"params": self.params["actor"]}, observations, goals)
+        return jnp.clip(mean, -1.0, 1.0)

@@ -1,0 +1,130 @@
+"""TMD: temporal metric distillation (Myers et al., 2025), with DDPG+BC extraction.
+
+Per ensemble member, d = MRN (mean over its C components), phi(s, a) and psi(x) separate networks:
+  l_ij   = -d(phi(s_i, a_i), psi(g_j)) / sqrt(D)
+  L_NCE  = mean_j -log softmax_i(l_ij)_jj             (each goal classifies its state-action)
+  L_I    = mean_i d(psi(s_i), phi(s_i, a_i))            (action invariance, linear)
+  L_B    = (1 - w) mean_ij LINEX_ij + w mean_i LINEX_ii  one-step backup towards sg d(psi(s'_i), psi(g_j)),
+           LINEX = gamma exp(delta) - d for delta <= t, delta beyond (delta = d - sg d')
+  L      = L_NCE + zeta (L_I + L_B)
+Actor: q = min_e -d(phi_e(s, clip(mu(s, g))), psi_e(g)) (critic frozen), DDPG+BC.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+
+from mqe import losses
+from mqe.agents.common import AgentState
+from mqe.networks import EnsembleMLP, GaussianPolicy, StateActionEncoder
+from mqe.quasimetric import ensemble_pairwise, make_quasimetric
+from mqe.sampling import GoalSamplerConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class TMDConfig:
+    """TMD's released defaults (the 2026 version: zeta on both auxiliary terms)."""
+
+    batch_size: int = 512  # transitions per update
+    value_hidden_dims: tuple[int, ...] = (512, 512, 512)  # phi and psi widths (GELU + LayerNorm)
+    actor_hidden_dims: tuple[int, ...] = (512, 512, 512)  # policy MLP widths (no LayerNorm)
+    latent_dim: int = 512  # D
+    layer_norm: bool = True  # LayerNorm in phi and psi
+    ensemble_size: int = 2  # independent (phi_e, psi_e) pairs
+    num_components: int = 8  # MRN components
+    discount: float = 0.99  # gamma of the backup and the geometric goal horizon
+    zeta: float = 0.05  # weight of the invariance and backup terms
+    linex_clip: float = 3.0  # t: LINEX is linear beyond delta > t
+    pair_weight: float = 0.5  # w: weight of the matched pairs in the backup
+    alpha: float = 0.1  # BC coefficient
+    policy_std: float = 1.0  # constant std of the Gaussian policy
+    actor_p_randomgoal: float = 0.0  # actor goals: random state (else uniform future)
+    learning_rate: float = 3e-4  # Adam
+
+    def sampler(self) -> GoalSamplerConfig:
+        return GoalSamplerConfig(
+            batch_size=self.batch_size, discount=self.discount, value_p_curgoal=0.0, value_p_trajgoal=1.0,
+            value_p_randomgoal=0.0, actor_p_trajgoal=1.0 - self.actor_p_randomgoal,
+            actor_p_randomgoal=self.actor_p_randomgoal, gc_negative=False)
+
+
+class TMDAgent(AgentState):
+    @property
+    def networks(self):
+        c = self.config
+        return {"phi": StateActionEncoder(c.value_hidden_dims, c.latent_dim, c.ensemble_size, c.layer_norm),
+                "psi": EnsembleMLP(c.value_hidden_dims, c.latent_dim, c.ensemble_size, c.layer_norm),
+                "actor": GaussianPolicy(c.actor_hidden_dims, self.action_dim)}
+
+    @classmethod
+    def create(cls, key, example_observations, example_actions, config: TMDConfig):
+        obs = jnp.asarray(example_observations, jnp.float32)
+        act = jnp.asarray(example_actions, jnp.float32)
+        c = config
+        k_phi, k_psi, k_actor = jax.random.split(key, 3)
+        params = {
+            "phi": StateActionEncoder(c.value_hidden_dims, c.latent_dim, c.ensemble_size, c.layer_norm).init(
+                k_phi, obs, act)["params"],
+            "psi": EnsembleMLP(c.value_hidden_dims, c.latent_dim, c.ensemble_size, c.layer_norm).init(
+                k_psi, obs)["params"],
+            "actor": GaussianPolicy(c.actor_hidden_dims, act.shape[-1]).init(k_actor, obs, obs)["params"],
+        }
+        return cls.from_params(params, config, act.shape[-1])
+
+    def _distances(self):
+        return make_quasimetric("mrn", self.config.num_components, "c")  # mean over components
+
+    def phi(self, params, observations, actions):
+        return self.networks["phi"].apply({"params": params["phi"]}, observations, actions)
+
+    def psi(self, params, observations):
+        return self.networks["psi"].apply({"params": params["psi"]}, observations)
+
+    def critic_loss(self, params, batch):
+        c = self.config
+        matched, pairwise = self._distances()
+        obs, act, goals = batch["observations"], batch["actions"], batch["value_goals"]
+        phi_sa = self.phi(params, obs, act)
+        psi_s = self.psi(params, obs)
+        psi_g = self.psi(params, goals)
+        psi_next = jax.lax.stop_gradient(self.psi(params, batch["next_observations"]))
+        d = ensemble_pairwise(pairwise, phi_sa, psi_g)  # (E, B, B)
+        nce = losses.infonce_loss(-d / math.sqrt(c.latent_dim), axis=-2)
+        invariance = jnp.mean(matched(psi_s, phi_sa))
+        d_next = jax.lax.stop_gradient(ensemble_pairwise(pairwise, psi_next, psi_g))
+        ell = losses.linex_backup_loss(d, d_next, jnp.ones(()), c.discount, c.linex_clip)
+        backup = jnp.mean(losses.weighted_pair_mean(ell, c.pair_weight))
+        loss = nce + c.zeta * (invariance + backup)
+        return loss, {"critic/nce_loss": nce, "critic/invariance_loss": invariance, "critic/backup_loss": backup,
+                      "critic/d_matched": jnp.mean(jnp.diagonal(d, axis1=-2, axis2=-1)), "critic/d_all_pairs": jnp.mean(d)}
+
+    def actor_loss(self, params, batch):
+        c = self.config
+        matched, _ = self._distances()
+        obs, goals = batch["observations"], batch["actor_goals"]
+        mean = self.networks["actor"].apply({"params": params["actor"]}, obs, goals)
+        frozen = jax.lax.stop_gradient({"phi": params["phi"], "psi": params["psi"]})
+        q = jnp.min(-matched(self.phi(frozen, obs, jnp.clip(mean, -1.0, 1.0)), self.psi(frozen, goals)), axis=0)
+        log_prob = losses.gaussian_log_prob(batch["actions"], mean, c.policy_std)
+        q_loss, bc_loss = losses.ddpg_bc_loss(q, log_prob, c.alpha)
+        return q_loss + bc_loss, {"actor/loss": q_loss + bc_loss, "actor/q_loss": q_loss, "actor/q_mean": jnp.mean(q),
+                                  "actor/bc_log_prob": jnp.mean(log_prob),
+                                  "actor/mse": jnp.mean(jnp.square(jnp.clip(mean, -1, 1) - batch["actions"]))}
+
+    def total_loss(self, params, batch):
+        critic, critic_metrics = self.critic_loss(params, batch)
+        actor, actor_metrics = self.actor_loss(params, batch)
+        return critic + actor, {**critic_metrics, **actor_metrics, "total_loss": critic + actor}
+
+    def sample_actions(self, observations, goals):
+        mean = self.networks["actor"].apply({"params": self.params["actor"]}, observations, goals)
+        return jnp.clip(mean, -1.0, 1.0)
+
+    def distance(self, observations, goals):
+        """Learned d(psi_e(s), psi_e(g)) per ensemble member: (E, ...)."""
+        matched, _ = self._distances()
+        return matched(self.psi(self.params, observations), self.psi(self.params, goals))
