@@ -19,6 +19,7 @@ TINY = {
     "gcivl": ["batch_size=16", "value_hidden_dims=16,16", "actor_hidden_dims=16,16"],
     "gciql": ["batch_size=16", "value_hidden_dims=16,16", "actor_hidden_dims=16,16"],
     "crl": ["batch_size=16", "latent_dim=16", "value_hidden_dims=16,16", "actor_hidden_dims=16,16"],
+    "cmd": ["batch_size=16", "latent_dim=16", "value_hidden_dims=16,16", "actor_hidden_dims=16,16"],
     "tmd": ["batch_size=16", "latent_dim=16", "value_hidden_dims=16,16", "actor_hidden_dims=16,16"],
 }
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from mqe.agents.cmd import CMDAgent, CMDConfig
 from mqe.agents.crl import CRLAgent, CRLConfig
 from mqe.agents.gcbc import GCBCAgent, GCBCConfig
 from mqe.agents.gciql import GCIQLAgent, GCIQLConfig
@@ -32,5 +33,6 @@ AGENTS: dict[str, AgentSpec] = {
     "gcivl": AgentSpec(GCIVLAgent, GCIVLConfig, "GCIVL: implicit V-learning (expectile) + AWR policy"),
     "gciql": AgentSpec(GCIQLAgent, GCIQLConfig, "GCIQL: implicit Q-learning (expectile V, Q) + DDPG+BC policy"),
     "crl": AgentSpec(CRLAgent, CRLConfig, "CRL: contrastive critic (binary NCE) + DDPG+BC policy"),
+    "cmd": AgentSpec(CMDAgent, CMDConfig, "CMD: one MRN representation trained by binary NCE + DDPG+BC policy"),
     "tmd": AgentSpec(TMDAgent, TMDConfig, "TMD: contrastive MRN critic + invariance + one-step LINEX backup"),
 }

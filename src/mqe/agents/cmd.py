@@ -1,0 +1,108 @@
+"""CMD: contrastive metric distillation, in the OGBench form the MQE paper compares against.
+
+One network c(x, a) (an ensemble) embeds both sides: phi_i = c(s_i, a_i), psi_j = c(g_j, a_{j-1}) (the
+goal side takes the batch's actions rolled by one, so it sees an unrelated dataset action). Per member,
+with d = MRN (mean over its C components):
+  l_ij = -d(phi_i, psi_j) / sqrt(D);   L = mean_ij BCE(sigmoid(l_ij), 1[i == j])
+No backup and no invariance term. Actor: q = min_e -d(c_e(s, clip(mu(s, g))), c_e(g, a_rolled)), DDPG+BC.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+
+from mqe import losses
+from mqe.agents.common import AgentState
+from mqe.networks import GaussianPolicy, StateActionEncoder
+from mqe.quasimetric import ensemble_pairwise, make_quasimetric
+from mqe.sampling import GoalSamplerConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class CMDConfig:
+    """CMD's released defaults (the OGBench fork)."""
+
+    batch_size: int = 1024  # transitions per update (B^2 contrastive pairs)
+    value_hidden_dims: tuple[int, ...] = (512, 512, 512)  # c widths (GELU + LayerNorm)
+    actor_hidden_dims: tuple[int, ...] = (512, 512, 512)  # policy MLP widths (no LayerNorm)
+    latent_dim: int = 512  # D
+    layer_norm: bool = True  # LayerNorm in c
+    ensemble_size: int = 2  # independent members of c
+    num_components: int = 8  # MRN components
+    discount: float = 0.99  # geometric horizon of the positive (future) goals
+    alpha: float = 0.1  # BC coefficient
+    policy_std: float = 1.0  # constant std of the Gaussian policy
+    actor_p_randomgoal: float = 0.0  # actor goals: random state (else uniform future)
+    learning_rate: float = 3e-4  # Adam
+
+    def sampler(self) -> GoalSamplerConfig:
+        return GoalSamplerConfig(
+            batch_size=self.batch_size, discount=self.discount, value_p_curgoal=0.0, value_p_trajgoal=1.0,
+            value_p_randomgoal=0.0, actor_p_trajgoal=1.0 - self.actor_p_randomgoal,
+            actor_p_randomgoal=self.actor_p_randomgoal, gc_negative=False)
+
+
+class CMDAgent(AgentState):
+    @property
+    def networks(self):
+        c = self.config
+        return {"c": StateActionEncoder(c.value_hidden_dims, c.latent_dim, c.ensemble_size, c.layer_norm),
+                "actor": GaussianPolicy(c.actor_hidden_dims, self.action_dim)}
+
+    @classmethod
+    def create(cls, key, example_observations, example_actions, config: CMDConfig):
+        obs = jnp.asarray(example_observations, jnp.float32)
+        act = jnp.asarray(example_actions, jnp.float32)
+        c = config
+        k_c, k_actor = jax.random.split(key)
+        params = {
+            "c": StateActionEncoder(c.value_hidden_dims, c.latent_dim, c.ensemble_size, c.layer_norm).init(
+                k_c, obs, act)["params"],
+            "actor": GaussianPolicy(c.actor_hidden_dims, act.shape[-1]).init(k_actor, obs, obs)["params"],
+        }
+        return cls.from_params(params, config, act.shape[-1])
+
+    def _distances(self):
+        return make_quasimetric("mrn", self.config.num_components, "c")  # mean over components
+
+    def embed(self, params, x, actions):
+        return self.networks["c"].apply({"params": params["c"]}, x, actions)
+
+    def critic_loss(self, params, batch):
+        _, pairwise = self._distances()
+        act = batch["actions"]
+        phi = self.embed(params, batch["observations"], act)
+        psi = self.embed(params, batch["value_goals"], jnp.roll(act, 1, axis=0))
+        logits = -ensemble_pairwise(pairwise, phi, psi) / math.sqrt(self.config.latent_dim)
+        loss = losses.binary_nce_loss(logits)
+        accuracy = jnp.mean(jnp.argmax(logits, axis=-1) == jnp.arange(logits.shape[-1]))
+        return loss, {"critic/loss": loss, "critic/accuracy": accuracy,
+                      "critic/d_matched": -jnp.mean(jnp.diagonal(logits, axis1=-2, axis2=-1)) * math.sqrt(
+                          self.config.latent_dim)}
+
+    def actor_loss(self, params, batch):
+        c = self.config
+        matched, _ = self._distances()
+        obs, goals = batch["observations"], batch["actor_goals"]
+        mean = self.networks["actor"].apply({"params": params["actor"]}, obs, goals)
+        frozen = jax.lax.stop_gradient({"c": params["c"]})
+        psi = self.embed(frozen, goals, jnp.roll(batch["actions"], 1, axis=0))
+        q = jnp.min(-matched(self.embed(frozen, obs, jnp.clip(mean, -1.0, 1.0)), psi), axis=0)
+        log_prob = losses.gaussian_log_prob(batch["actions"], mean, c.policy_std)
+        q_loss, bc_loss = losses.ddpg_bc_loss(q, log_prob, c.alpha)
+        return q_loss + bc_loss, {"actor/loss": q_loss + bc_loss, "actor/q_loss": q_loss, "actor/q_mean": jnp.mean(q),
+                                  "actor/bc_log_prob": jnp.mean(log_prob),
+                                  "actor/mse": jnp.mean(jnp.square(jnp.clip(mean, -1, 1) - batch["actions"]))}
+
+    def total_loss(self, params, batch):
+        critic, critic_metrics = self.critic_loss(params, batch)
+        actor, actor_metrics = self.actor_loss(params, batch)
+        return critic + actor, {**critic_metrics, **actor_metrics, "total_loss": critic + actor}
+
+    def sample_actions(self, observations, goals):
+        mean = self.networks["actor"].apply({"params": self.params["actor"]}, observations, goals)
+        return jnp.clip(mean, -1.0, 1.0)
