@@ -19,6 +19,8 @@ TINY = {
     "gcivl": ["batch_size=16", "value_hidden_dims=16,16", "actor_hidden_dims=16,16"],
     "gciql": ["batch_size=16", "value_hidden_dims=16,16", "actor_hidden_dims=16,16"],
     "crl": ["batch_size=16", "latent_dim=16", "value_hidden_dims=16,16", "actor_hidden_dims=16,16"],
+    "qrl": ["batch_size=16", "latent_dim=16", "value_hidden_dims=16,16", "dynamics_hidden_dims=16,16",
+            "actor_hidden_dims=16,16"],
     "cmd": ["batch_size=16", "latent_dim=16", "value_hidden_dims=16,16", "actor_hidden_dims=16,16"],
     "tmd": ["batch_size=16", "latent_dim=16", "value_hidden_dims=16,16", "actor_hidden_dims=16,16"],
 }
@@ -67,7 +69,7 @@ def test_agent_contract(name, tmp_path):
         assert d.shape == (7,) and (d >= 0).all()
         assert np.all(loaded.distance(obs, obs) == 0), "d(s, s) = 0 through the public API"
         np.testing.assert_allclose(d, np.asarray(result.agent.distance(obs, goals)).mean(0), rtol=1e-5, atol=1e-6)
-        assert loaded.distance(obs, goals, reduce="none").shape == (config.agent.ensemble_size, 7)
+        assert loaded.distance(obs, goals, reduce="none").shape == (getattr(config.agent, "ensemble_size", 1), 7)
 
 
 @pytest.mark.parametrize("invariance", ["exp_squared", "squared", "all_pairs", "expectile", "none"])

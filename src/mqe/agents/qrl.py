@@ -1,0 +1,149 @@
+"""QRL: quasimetric RL (Wang et al., 2023) as in OGBench, with DDPG+BC extraction through a latent model.
+
+Value: an IQE quasimetric d on phi(.) (64 components of 8 dims by default; components mixed as
+a mean + (1 - a) max with a = sigmoid(p), p learned). Random goals g, next states s':
+  L_d   = mean 100 softplus(5 - d(s, g) / 100) + sg(lambda) mean relu(d(s, s') - 1)^2
+  L_lam = lambda (eps - sg(mean relu(d(s, s') - 1)^2)),   lambda = exp(log_lambda)   (dual ascent)
+Latent dynamics z' ~ z + f(z, a), z = phi(s):
+  L_f   = mean (d(phi(s'), z_hat) + d(z_hat, phi(s'))) / 2
+Actor (phi, f frozen): q = -d(phi(s) + f(phi(s), clip(mu(s, g))), phi(g)); DDPG+BC.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from mqe import losses
+from mqe.agents.common import AgentState
+from mqe.networks import MLP, GaussianPolicy
+from mqe.quasimetric import iqe_distance
+from mqe.sampling import GoalSamplerConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class QRLConfig:
+    """OGBench's QRL defaults (per-dataset alpha in the presets)."""
+
+    batch_size: int = 1024  # transitions per update
+    value_hidden_dims: tuple[int, ...] = (512, 512, 512)  # phi widths (GELU + LayerNorm)
+    dynamics_hidden_dims: tuple[int, ...] = (512, 512, 512)  # latent model widths
+    actor_hidden_dims: tuple[int, ...] = (512, 512, 512)  # policy MLP widths (no LayerNorm)
+    latent_dim: int = 512  # size of phi
+    component_dim: int = 8  # IQE dims per component (latent_dim / component_dim components)
+    layer_norm: bool = True  # LayerNorm in phi and the latent model
+    eps: float = 0.05  # allowed mean squared excess of one-step distances over 1
+    alpha: float = 0.003  # BC coefficient
+    policy_std: float = 1.0  # constant std of the Gaussian policy
+    actor_p_randomgoal: float = 0.0  # actor goals: random state (else uniform future); 0.5 on stitch
+    learning_rate: float = 3e-4  # Adam
+
+    def __post_init__(self):
+        if self.latent_dim % self.component_dim:
+            raise ValueError(f"latent_dim {self.latent_dim} must be divisible by component_dim {self.component_dim}")
+
+    def sampler(self) -> GoalSamplerConfig:
+        return GoalSamplerConfig(
+            batch_size=self.batch_size, value_p_curgoal=0.0, value_p_trajgoal=0.0, value_p_randomgoal=1.0,
+            actor_p_trajgoal=1.0 - self.actor_p_randomgoal, actor_p_randomgoal=self.actor_p_randomgoal,
+            gc_negative=False)
+
+
+class IQEHead(nn.Module):
+    """phi(x) and the learned component-mixing logit of the IQE distance."""
+
+    hidden_dims: tuple[int, ...]
+    latent_dim: int
+    layer_norm: bool
+
+    @nn.compact
+    def __call__(self, x):
+        mix_logit = self.param("mix_logit", nn.initializers.zeros, ())
+        return MLP(self.hidden_dims, self.latent_dim, self.layer_norm, name="phi")(x), mix_logit
+
+
+class QRLAgent(AgentState):
+    @property
+    def networks(self):
+        c = self.config
+        return {"value": IQEHead(c.value_hidden_dims, c.latent_dim, c.layer_norm),
+                "dynamics": MLP(c.dynamics_hidden_dims, c.latent_dim, c.layer_norm),
+                "actor": GaussianPolicy(c.actor_hidden_dims, self.action_dim)}
+
+    @classmethod
+    def create(cls, key, example_observations, example_actions, config: QRLConfig):
+        obs = jnp.asarray(example_observations, jnp.float32)
+        act = jnp.asarray(example_actions, jnp.float32)
+        c = config
+        k_v, k_f, k_actor = jax.random.split(key, 3)
+        z = jnp.zeros((obs.shape[0], c.latent_dim))
+        params = {
+            "value": IQEHead(c.value_hidden_dims, c.latent_dim, c.layer_norm).init(k_v, obs)["params"],
+            "dynamics": MLP(c.dynamics_hidden_dims, c.latent_dim, c.layer_norm).init(
+                k_f, jnp.concatenate([z, act], -1))["params"],
+            "actor": GaussianPolicy(c.actor_hidden_dims, act.shape[-1]).init(k_actor, obs, obs)["params"],
+            "log_lambda": jnp.zeros(()),
+        }
+        return cls.from_params(params, config, act.shape[-1])
+
+    def embed(self, params, x):
+        """(phi(x), mix logit)."""
+        return self.networks["value"].apply({"params": params["value"]}, x)
+
+    def latent_distance(self, z, z_goal, mix_logit):
+        """IQE on latents: a mean_c + (1 - a) max_c of the component lengths, a = sigmoid(mix_logit)."""
+        components = self.config.latent_dim // self.config.component_dim
+        return iqe_distance(z, z_goal, components, alpha=1.0 - jax.nn.sigmoid(mix_logit), distance_scale="c")
+
+    def predict(self, params, z, actions):
+        return z + self.networks["dynamics"].apply({"params": params["dynamics"]}, jnp.concatenate([z, actions], -1))
+
+    def value_loss(self, params, batch):
+        c = self.config
+        z, mix = self.embed(params, batch["observations"])
+        z_next, _ = self.embed(params, batch["next_observations"])
+        z_goal, _ = self.embed(params, batch["value_goals"])
+        d_neg = self.latent_distance(z, z_goal, mix)
+        d_pos = self.latent_distance(z, z_next, mix)
+        neg_loss = jnp.mean(100.0 * jax.nn.softplus(5.0 - d_neg / 100.0))
+        pos_loss = jnp.mean(jnp.square(jax.nn.relu(d_pos - 1.0)))
+        lam = jnp.exp(params["log_lambda"])
+        lam_loss = lam * (c.eps - jax.lax.stop_gradient(pos_loss))
+        z_hat = self.predict(params, z, batch["actions"])
+        dyn_loss = jnp.mean((self.latent_distance(z_next, z_hat, mix) + self.latent_distance(z_hat, z_next, mix)) / 2)
+        loss = neg_loss + jax.lax.stop_gradient(lam) * pos_loss + lam_loss + dyn_loss
+        return loss, {"value/d_neg_loss": neg_loss, "value/d_pos_loss": pos_loss, "value/lambda": lam,
+                      "value/d_random_goal": jnp.mean(d_neg), "value/d_next": jnp.mean(d_pos),
+                      "dynamics/loss": dyn_loss}
+
+    def actor_loss(self, params, batch):
+        c = self.config
+        obs, goals = batch["observations"], batch["actor_goals"]
+        mean = self.networks["actor"].apply({"params": params["actor"]}, obs, goals)
+        frozen = jax.lax.stop_gradient({"value": params["value"], "dynamics": params["dynamics"]})
+        z, mix = self.embed(frozen, obs)
+        z_goal, _ = self.embed(frozen, goals)
+        q = -self.latent_distance(self.predict(frozen, z, jnp.clip(mean, -1.0, 1.0)), z_goal, mix)
+        log_prob = losses.gaussian_log_prob(batch["actions"], mean, c.policy_std)
+        q_loss, bc_loss = losses.ddpg_bc_loss(q, log_prob, c.alpha)
+        return q_loss + bc_loss, {"actor/loss": q_loss + bc_loss, "actor/q_loss": q_loss, "actor/q_mean": jnp.mean(q),
+                                  "actor/bc_log_prob": jnp.mean(log_prob),
+                                  "actor/mse": jnp.mean(jnp.square(jnp.clip(mean, -1, 1) - batch["actions"]))}
+
+    def total_loss(self, params, batch):
+        value, value_metrics = self.value_loss(params, batch)
+        actor, actor_metrics = self.actor_loss(params, batch)
+        return value + actor, {**value_metrics, **actor_metrics, "total_loss": value + actor}
+
+    def sample_actions(self, observations, goals):
+        mean = self.networks["actor"].apply({"params": self.params["actor"]}, observations, goals)
+        return jnp.clip(mean, -1.0, 1.0)
+
+    def distance(self, observations, goals):
+        """Learned d(phi(s), phi(g)): (1, ...) (a single quasimetric, no ensemble)."""
+        z, mix = self.embed(self.params, observations)
+        z_goal, _ = self.embed(self.params, goals)
+        return self.latent_distance(z, z_goal, mix)[None]
