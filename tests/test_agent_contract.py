@@ -19,6 +19,7 @@ TINY = {
     "gcivl": ["batch_size=16", "value_hidden_dims=16,16", "actor_hidden_dims=16,16"],
     "gciql": ["batch_size=16", "value_hidden_dims=16,16", "actor_hidden_dims=16,16"],
     "crl": ["batch_size=16", "latent_dim=16", "value_hidden_dims=16,16", "actor_hidden_dims=16,16"],
+    "hiql": ["batch_size=16", "value_hidden_dims=16,16", "actor_hidden_dims=16,16", "subgoal_steps=5"],
     "qrl": ["batch_size=16", "latent_dim=16", "value_hidden_dims=16,16", "dynamics_hidden_dims=16,16",
             "actor_hidden_dims=16,16"],
     "cmd": ["batch_size=16", "latent_dim=16", "value_hidden_dims=16,16", "actor_hidden_dims=16,16"],

@@ -16,6 +16,7 @@ from mqe.agents.crl import CRLAgent, CRLConfig
 from mqe.agents.gcbc import GCBCAgent, GCBCConfig
 from mqe.agents.gciql import GCIQLAgent, GCIQLConfig
 from mqe.agents.gcivl import GCIVLAgent, GCIVLConfig
+from mqe.agents.hiql import HIQLAgent, HIQLConfig
 from mqe.agents.mqe import MQEAgent, MQEConfig
 from mqe.agents.qrl import QRLAgent, QRLConfig
 from mqe.agents.tmd import TMDAgent, TMDConfig
@@ -34,6 +35,7 @@ AGENTS: dict[str, AgentSpec] = {
     "gcivl": AgentSpec(GCIVLAgent, GCIVLConfig, "GCIVL: implicit V-learning (expectile) + AWR policy"),
     "gciql": AgentSpec(GCIQLAgent, GCIQLConfig, "GCIQL: implicit Q-learning (expectile V, Q) + DDPG+BC policy"),
     "crl": AgentSpec(CRLAgent, CRLConfig, "CRL: contrastive critic (binary NCE) + DDPG+BC policy"),
+    "hiql": AgentSpec(HIQLAgent, HIQLConfig, "HIQL: GCIVL value with a goal representation + high/low AWR policies"),
     "qrl": AgentSpec(QRLAgent, QRLConfig, "QRL: IQE quasimetric with a dual one-step constraint + latent-model DDPG+BC"),
     "cmd": AgentSpec(CMDAgent, CMDConfig, "CMD: one MRN representation trained by binary NCE + DDPG+BC policy"),
     "tmd": AgentSpec(TMDAgent, TMDConfig, "TMD: contrastive MRN critic + invariance + one-step LINEX backup"),

@@ -47,6 +47,22 @@ class GCIVLConfig:
             actor_p_trajgoal=1.0 - self.actor_p_randomgoal, actor_p_randomgoal=self.actor_p_randomgoal)
 
 
+def implicit_value_loss(value_fn, target_fn, batch, discount: float, expectile: float):
+    """GCIVL's (and HIQL's) expectile value loss for two heads; ``value_fn(obs, goals) -> (2, B)`` with
+    gradients, ``target_fn`` the Polyak target. See the module docstring for the formula."""
+    obs, next_obs, goals = batch["observations"], batch["next_observations"], batch["value_goals"]
+    r, m = batch["rewards"], batch["masks"]
+    next_v_t = jax.lax.stop_gradient(target_fn(next_obs, goals))  # (2, B)
+    v_t = jax.lax.stop_gradient(target_fn(obs, goals))
+    adv = r + discount * m * jnp.min(next_v_t, axis=0) - jnp.mean(v_t, axis=0)
+    targets = r + discount * m * next_v_t  # each head towards its own target's backup
+    v = value_fn(obs, goals)
+    weight = jnp.where(adv >= 0, expectile, 1.0 - expectile)
+    loss = jnp.sum(jnp.mean(weight * jnp.square(targets - v), axis=-1))
+    return loss, {"value/loss": loss, "value/v_mean": jnp.mean(v), "value/v_max": jnp.max(v),
+                  "value/v_min": jnp.min(v)}
+
+
 class GCIVLAgent(AgentState):
     TARGETS = ("value",)
 
@@ -73,17 +89,9 @@ class GCIVLAgent(AgentState):
 
     def value_loss(self, params, batch):
         c = self.config
-        obs, next_obs, goals = batch["observations"], batch["next_observations"], batch["value_goals"]
-        r, m = batch["rewards"], batch["masks"]
-        next_v_t = self.value(self.target_params["value"], next_obs, goals)  # (2, B)
-        v_t = self.value(self.target_params["value"], obs, goals)
-        adv = r + c.discount * m * jnp.min(next_v_t, axis=0) - jnp.mean(v_t, axis=0)
-        targets = r + c.discount * m * next_v_t  # each head towards its own target's backup
-        v = self.value(params["value"], obs, goals)
-        weight = jnp.where(adv >= 0, c.expectile, 1.0 - c.expectile)
-        loss = jnp.sum(jnp.mean(weight * jnp.square(jax.lax.stop_gradient(targets) - v), axis=-1))
-        return loss, {"value/loss": loss, "value/v_mean": jnp.mean(v), "value/v_max": jnp.max(v),
-                      "value/v_min": jnp.min(v)}
+        return implicit_value_loss(lambda o, g: self.value(params["value"], o, g),
+                                   lambda o, g: self.value(self.target_params["value"], o, g),
+                                   batch, c.discount, c.expectile)
 
     def actor_loss(self, params, batch):
         c = self.config

@@ -1,0 +1,148 @@
+"""HIQL: hierarchical implicit Q-learning (Park et al., 2023) as in OGBench.
+
+A goal representation r(s, g) = normalise(MLP([s; g])) (length sqrt(rep_dim)) is shared by the value
+V_k(s, g) = head_k([s; r(s, g)]), its target (only the heads are Polyak-averaged) and the low actor.
+  L_V    = GCIVL's expectile value loss (expectile 0.7)
+  L_low  = -mean[min(exp(low_alpha (V(s', w) - V(s, w))), 100) log pi_low(a | s, sg r(s, w))],  w = s_{t+k}
+  L_high = -mean[min(exp(high_alpha (V(w', g) - V(s, g))), 100) log pi_high(sg r(s, w') | s, g)],
+           w' = the state k steps towards the high-level goal g
+Acting: z = normalise(mean pi_high(s, g)); a = clip(mean pi_low(s, z)), re-planned at every step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from mqe import losses
+from mqe.agents.common import AgentState
+from mqe.agents.gcivl import implicit_value_loss
+from mqe.networks import MLP, GaussianPolicy, GoalConditionedValue
+from mqe.sampling import GoalSamplerConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class HIQLConfig:
+    """OGBench's HIQL defaults (subgoal_steps 25 for locomotion, 10 for manipulation)."""
+
+    batch_size: int = 1024  # transitions per update
+    value_hidden_dims: tuple[int, ...] = (512, 512, 512)  # value heads and goal representation widths
+    actor_hidden_dims: tuple[int, ...] = (512, 512, 512)  # both policies' widths (no LayerNorm)
+    layer_norm: bool = True  # LayerNorm in the value and goal representation
+    rep_dim: int = 10  # size of the goal representation r(s, g)
+    discount: float = 0.99  # gamma; also the geometric value-goal horizon
+    tau: float = 0.005  # Polyak rate of the target value heads
+    expectile: float = 0.7  # kappa of the expectile value loss
+    low_alpha: float = 3.0  # AWR inverse temperature of the low actor
+    high_alpha: float = 3.0  # AWR inverse temperature of the high actor
+    subgoal_steps: int = 25  # k: how far ahead subgoals are
+    policy_std: float = 1.0  # constant std of both Gaussian policies
+    value_p_curgoal: float = 0.2  # value goals: current state
+    value_p_trajgoal: float = 0.5  # value goals: future state of the trajectory (geometric)
+    value_p_randomgoal: float = 0.3  # value goals: random dataset state
+    actor_p_randomgoal: float = 0.0  # high-level goals: random state (else uniform future)
+    learning_rate: float = 3e-4  # Adam
+
+    def sampler(self) -> GoalSamplerConfig:
+        return GoalSamplerConfig(
+            batch_size=self.batch_size, discount=self.discount, value_p_curgoal=self.value_p_curgoal,
+            value_p_trajgoal=self.value_p_trajgoal, value_p_randomgoal=self.value_p_randomgoal,
+            actor_p_trajgoal=1.0 - self.actor_p_randomgoal, actor_p_randomgoal=self.actor_p_randomgoal,
+            subgoal_steps=self.subgoal_steps)
+
+
+def _normalise(z: jax.Array) -> jax.Array:
+    return z / (jnp.linalg.norm(z, axis=-1, keepdims=True) + 1e-6) * math.sqrt(z.shape[-1])
+
+
+class GoalRepresentation(nn.Module):
+    hidden_dims: tuple[int, ...]
+    rep_dim: int
+    layer_norm: bool
+
+    @nn.compact
+    def __call__(self, observations, goals):
+        return _normalise(MLP(self.hidden_dims, self.rep_dim, self.layer_norm)(jnp.concatenate([observations, goals], -1)))
+
+
+class HIQLAgent(AgentState):
+    TARGETS = ("value",)
+
+    @property
+    def networks(self):
+        c = self.config
+        return {"goal_rep": GoalRepresentation(c.value_hidden_dims, c.rep_dim, c.layer_norm),
+                "value": GoalConditionedValue(c.value_hidden_dims, 2, c.layer_norm),
+                "low_actor": GaussianPolicy(c.actor_hidden_dims, self.action_dim),
+                "high_actor": GaussianPolicy(c.actor_hidden_dims, c.rep_dim)}
+
+    @classmethod
+    def create(cls, key, example_observations, example_actions, config: HIQLConfig):
+        obs = jnp.asarray(example_observations, jnp.float32)
+        act = jnp.asarray(example_actions, jnp.float32)
+        c = config
+        k_rep, k_v, k_low, k_high = jax.random.split(key, 4)
+        rep = jnp.zeros((obs.shape[0], c.rep_dim))
+        params = {
+            "goal_rep": GoalRepresentation(c.value_hidden_dims, c.rep_dim, c.layer_norm).init(k_rep, obs, obs)["params"],
+            "value": GoalConditionedValue(c.value_hidden_dims, 2, c.layer_norm).init(k_v, obs, rep)["params"],
+            "low_actor": GaussianPolicy(c.actor_hidden_dims, act.shape[-1]).init(k_low, obs, rep)["params"],
+            "high_actor": GaussianPolicy(c.actor_hidden_dims, c.rep_dim).init(k_high, obs, obs)["params"],
+        }
+        return cls.from_params(params, config, act.shape[-1])
+
+    def rep(self, params, observations, goals):
+        return self.networks["goal_rep"].apply({"params": params["goal_rep"]}, observations, goals)
+
+    def value(self, rep_params, head_params, observations, goals):
+        """V_k(s, g) for both heads: (2, ...)."""
+        z = self.networks["goal_rep"].apply({"params": rep_params}, observations, goals)
+        return self.networks["value"].apply({"params": head_params}, observations, z)
+
+    def value_loss(self, params, batch):
+        c = self.config
+        return implicit_value_loss(
+            lambda o, g: self.value(params["goal_rep"], params["value"], o, g),
+            lambda o, g: self.value(params["goal_rep"], self.target_params["value"], o, g),
+            batch, c.discount, c.expectile)
+
+    def actor_loss(self, params, batch):
+        c = self.config
+        frozen = jax.lax.stop_gradient({"goal_rep": params["goal_rep"], "value": params["value"]})
+        v = lambda o, g: jnp.mean(self.value(frozen["goal_rep"], frozen["value"], o, g), axis=0)
+        obs, next_obs = batch["observations"], batch["next_observations"]
+        # Low level: reach the subgoal w = s_{t+k}.
+        w = batch["low_actor_goals"]
+        low_adv = v(next_obs, w) - v(obs, w)
+        z_w = self.rep(frozen, obs, w)
+        low_mean = self.networks["low_actor"].apply({"params": params["low_actor"]}, obs, z_w)
+        low_log_prob = losses.gaussian_log_prob(batch["actions"], low_mean, c.policy_std)
+        low_loss = losses.awr_loss(low_adv, low_log_prob, c.low_alpha)
+        # High level: predict the representation of the state k steps towards the goal.
+        g, target = batch["high_actor_goals"], batch["high_actor_targets"]
+        high_adv = v(target, g) - v(obs, g)
+        high_mean = self.networks["high_actor"].apply({"params": params["high_actor"]}, obs, g)
+        high_log_prob = losses.gaussian_log_prob(self.rep(frozen, obs, target), high_mean, c.policy_std)
+        high_loss = losses.awr_loss(high_adv, high_log_prob, c.high_alpha)
+        return low_loss + high_loss, {
+            "low_actor/loss": low_loss, "low_actor/adv": jnp.mean(low_adv),
+            "low_actor/mse": jnp.mean(jnp.square(jnp.clip(low_mean, -1, 1) - batch["actions"])),
+            "high_actor/loss": high_loss, "high_actor/adv": jnp.mean(high_adv)}
+
+    def total_loss(self, params, batch):
+        value, value_metrics = self.value_loss(params, batch)
+        actor, actor_metrics = self.actor_loss(params, batch)
+        return value + actor, {**value_metrics, **actor_metrics, "total_loss": value + actor}
+
+    def sample_actions(self, observations, goals):
+        z = _normalise(self.networks["high_actor"].apply({"params": self.params["high_actor"]}, observations, goals))
+        mean = self.networks["low_actor"].apply({"params": self.params["low_actor"]}, observations, z)
+        return jnp.clip(mean, -1.0, 1.0)
+
+    def goal_value(self, observations, goals):
+        """mean_k V_k(s, g): higher is closer."""
+        return jnp.mean(self.value(self.params["goal_rep"], self.params["value"], observations, goals), axis=0)
