@@ -22,6 +22,7 @@ TINY = {
     "hiql": ["batch_size=16", "value_hidden_dims=16,16", "actor_hidden_dims=16,16", "subgoal_steps=5"],
     "qrl": ["batch_size=16", "latent_dim=16", "value_hidden_dims=16,16", "dynamics_hidden_dims=16,16",
             "actor_hidden_dims=16,16"],
+    "sacbc": ["batch_size=16", "value_hidden_dims=16,16", "actor_hidden_dims=16,16", "nstep=5"],
     "cmd": ["batch_size=16", "latent_dim=16", "value_hidden_dims=16,16", "actor_hidden_dims=16,16"],
     "tmd": ["batch_size=16", "latent_dim=16", "value_hidden_dims=16,16", "actor_hidden_dims=16,16"],
 }

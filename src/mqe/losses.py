@@ -87,3 +87,13 @@ def infonce_loss(logits: jax.Array, axis: int = -1) -> jax.Array:
     (state-actions) for each goal."""
     log_p = jax.nn.log_softmax(logits, axis=axis)
     return -jnp.mean(jnp.diagonal(log_p, axis1=-2, axis2=-1))
+
+
+def tanh_gaussian_sample(key: jax.Array, mean: jax.Array, log_std: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Reparameterised a = tanh(mean + std * eps) and its log-density, summed over the action axis:
+    log pi(a) = log N(u; mean, std) - sum log(1 - tanh(u)^2), with the stable
+    log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2 u))."""
+    u = mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape)
+    log_prob = gaussian_log_prob(u, mean, jnp.exp(log_std))
+    log_prob -= jnp.sum(2.0 * (math.log(2.0) - u - jax.nn.softplus(-2.0 * u)), axis=-1)
+    return jnp.tanh(u), log_prob

@@ -91,3 +91,20 @@ class GoalConditionedValue(nn.Module):
         parts = [observations, goals] if actions is None else [observations, goals, actions]
         x = jnp.concatenate(parts, axis=-1)
         return EnsembleMLP(self.hidden_dims, 1, self.ensemble_size, self.layer_norm)(x)[..., 0]
+
+
+class TanhGaussianPolicy(nn.Module):
+    """pi(a | s, g) = tanh(N(mu, sigma^2)) with a state-dependent std: returns (mean, log_std) of the
+    pre-tanh Gaussian (log_std clipped to [-5, 2])."""
+
+    hidden_dims: Sequence[int]
+    action_dim: int
+    layer_norm: bool = True
+    init_scale: float = 1e-2
+
+    @nn.compact
+    def __call__(self, observations: jax.Array, goals: jax.Array) -> tuple[jax.Array, jax.Array]:
+        x = jnp.concatenate([observations, goals], axis=-1)
+        out = MLP(self.hidden_dims, 2 * self.action_dim, self.layer_norm, output_init_scale=self.init_scale)(x)
+        mean, log_std = jnp.split(out, 2, axis=-1)
+        return mean, jnp.clip(log_std, -5.0, 2.0)

@@ -162,7 +162,7 @@ class GoalSamplerConfig:
     t + Geom(1 - discount) capped at the trajectory end if ``*_geom_sample``, else uniform over
     [t + 1, f]) or a uniform random state (``*_p_randomgoal``). Rewards and masks come from the value
     goal: success = (value goal == t); reward = success - 1 if ``gc_negative`` else success; mask =
-    1 - success. ``subgoal_steps > 0`` adds HIQL's subgoal targets; ``nstep > 0`` adds n-step chunks.
+    1 - success. ``subgoal_steps > 0`` adds HIQL's subgoal targets; ``nstep > 0`` adds n-step windows.
     Trajectory goals range up to the trajectory's last row f (the MQE sampler's convention).
     """
 
@@ -178,7 +178,7 @@ class GoalSamplerConfig:
     actor_geom_sample: bool = False
     gc_negative: bool = True
     subgoal_steps: int = 0  # HIQL: low-level goal t + subgoal_steps; high-level targets
-    nstep: int = 0  # n-step SAC+BC: observations t+1..t+n, actions t..t+n-1, per-step rewards/masks
+    nstep: int = 0  # n-step SAC+BC: the state k <= n steps ahead (k stops at the value goal)
 
     def __post_init__(self):
         for prefix in ("value", "actor"):
@@ -244,13 +244,15 @@ def sample_goal_batch(key: jax.Array, data: DeviceData, config: GoalSamplerConfi
         batch["high_actor_goals"] = obs[high_goal]
         batch["high_actor_targets"] = obs[target]
     if c.nstep:
-        # Steps t .. t + n - 1, truncated at the trajectory end: chunk_valid marks real steps.
-        offsets = jnp.arange(c.nstep, dtype=t.dtype)
-        rows = t[:, None] + offsets[None, :]
-        chunk_valid = rows < final[:, None]
-        rows = jnp.minimum(rows, final[:, None] - 1)
-        batch["chunk_actions"] = data.actions[rows]
-        batch["chunk_next_observations"] = obs[rows + 1]
-        batch["chunk_valid"] = chunk_valid.astype(jnp.float32)
-        batch["chunk_goal_reached"] = (rows + 1 == value_goal[:, None]).astype(jnp.float32)
+        # n-step backup window: k = min(n, f - t) steps, cut short where the value goal lies inside it.
+        # Success (reward gamma^k, mask 0) only when the goal is inside the window; a trajectory that ends
+        # first bootstraps from its last state (OGBench's horizon-reduction code counts that as success).
+        k = jnp.minimum(c.nstep, final - t)
+        ahead = value_goal - t
+        reached = (ahead >= 0) & (ahead < c.nstep) & (ahead <= final - t)  # rows t..f are t's trajectory
+        k = jnp.where(reached, ahead, k)
+        batch["nstep_next_observations"] = obs[t + k]
+        batch["nstep_steps"] = k
+        batch["nstep_success"] = reached.astype(jnp.float32)
+        batch["rng"] = jax.random.key_data(jax.random.fold_in(keys[3], 7))
     return batch

@@ -19,6 +19,7 @@ from mqe.agents.gcivl import GCIVLAgent, GCIVLConfig
 from mqe.agents.hiql import HIQLAgent, HIQLConfig
 from mqe.agents.mqe import MQEAgent, MQEConfig
 from mqe.agents.qrl import QRLAgent, QRLConfig
+from mqe.agents.sacbc import SACBCAgent, SACBCConfig
 from mqe.agents.tmd import TMDAgent, TMDConfig
 
 
@@ -37,6 +38,7 @@ AGENTS: dict[str, AgentSpec] = {
     "crl": AgentSpec(CRLAgent, CRLConfig, "CRL: contrastive critic (binary NCE) + DDPG+BC policy"),
     "hiql": AgentSpec(HIQLAgent, HIQLConfig, "HIQL: GCIVL value with a goal representation + high/low AWR policies"),
     "qrl": AgentSpec(QRLAgent, QRLConfig, "QRL: IQE quasimetric with a dual one-step constraint + latent-model DDPG+BC"),
+    "sacbc": AgentSpec(SACBCAgent, SACBCConfig, "n-step SAC+BC: cross-entropy critic on n-step success targets"),
     "cmd": AgentSpec(CMDAgent, CMDConfig, "CMD: one MRN representation trained by binary NCE + DDPG+BC policy"),
     "tmd": AgentSpec(TMDAgent, TMDConfig, "TMD: contrastive MRN critic + invariance + one-step LINEX backup"),
 }
