@@ -77,3 +77,62 @@ def test_weighted_pair_mean():
     v = jnp.arange(9.0).reshape(3, 3)
     got = float(losses.weighted_pair_mean(v, 0.5))
     assert got == pytest.approx(0.5 * 4.0 + 0.5 * (0 + 4 + 8) / 3)
+
+
+# ----- the baselines' losses -----
+
+
+def test_awr_weights_are_capped_and_advantage_is_constant():
+    adv = jnp.array([-1.0, 0.0, 0.5, 10.0])
+    log_prob = jnp.array([-1.0, -2.0, -3.0, -4.0])
+    grad_lp, grad_adv = jax.grad(lambda lp, a: losses.awr_loss(a, lp, 3.0), argnums=(0, 1))(log_prob, adv)
+    expected = -np.minimum(np.exp(3.0 * np.asarray(adv)), 100.0) / 4
+    np.testing.assert_allclose(np.asarray(grad_lp), expected, rtol=1e-6)
+    assert float(grad_lp[3]) == pytest.approx(-25.0)  # exp(30) capped at 100
+    assert np.all(np.asarray(grad_adv) == 0.0)
+
+
+def test_ddpg_bc_q_term_is_scale_free():
+    q = jnp.array([-3.0, -1.0, -2.0])
+    log_prob = jnp.array([-1.0, -1.5, -0.5])
+    for scale in (1e-3, 1.0, 250.0):
+        q_loss, bc = losses.ddpg_bc_loss(scale * q, log_prob, 0.3)
+        assert float(q_loss) == pytest.approx(1.0, rel=1e-3)  # -mean(q)/(mean|q| + 1e-6), q < 0
+        assert float(bc) == pytest.approx(0.3 * 1.0)
+        grad = jax.grad(lambda x: losses.ddpg_bc_loss(scale * x, log_prob, 0.3)[0])(q)
+        np.testing.assert_allclose(np.asarray(grad), -np.ones(3) / 3 / float(jnp.mean(jnp.abs(q))), rtol=1e-3)
+
+
+def test_binary_nce_matches_its_formula():
+    logits = jnp.array([[2.0, -1.0, 0.5], [0.3, 1.0, -2.0], [-0.5, 0.2, 3.0]])
+    sig = 1 / (1 + np.exp(-np.asarray(logits, np.float64)))
+    eye = np.eye(3)
+    expected = np.mean(-eye * np.log(sig) - (1 - eye) * np.log(1 - sig))
+    assert float(losses.binary_nce_loss(logits)) == pytest.approx(expected, rel=1e-6)
+    assert float(losses.binary_nce_loss(50.0 * (2 * jnp.eye(3) - 1))) < 1e-6  # separated: loss -> 0
+
+
+def test_infonce_axis_chooses_what_is_classified():
+    logits = jnp.array([[2.0, -1.0, 0.5], [0.3, 1.0, -2.0], [-0.5, 4.0, 3.0]])
+    x = np.asarray(logits, np.float64)
+    rows = -np.mean([x[i, i] - np.log(np.exp(x[i]).sum()) for i in range(3)])  # each row picks its goal
+    cols = -np.mean([x[j, j] - np.log(np.exp(x[:, j]).sum()) for j in range(3)])  # each goal picks its row
+    assert float(losses.infonce_loss(logits, axis=-1)) == pytest.approx(rows, rel=1e-6)
+    assert float(losses.infonce_loss(logits, axis=-2)) == pytest.approx(cols, rel=1e-6)
+    assert rows != pytest.approx(cols)
+
+
+def test_tanh_gaussian_log_density_integrates_to_one():
+    mean, log_std = jnp.array([[0.7]]), jnp.array([[-0.3]])
+    actions, log_prob = losses.tanh_gaussian_sample(jax.random.PRNGKey(0), mean, log_std)
+    assert -1.0 < float(actions[0, 0]) < 1.0
+    # Change of variables by hand in float64: p(a) = N(atanh a; m, s) / (1 - a^2).
+    a = float(actions[0, 0])
+    u = np.arctanh(a)
+    s = np.exp(-0.3)
+    manual = -0.5 * ((u - 0.7) / s) ** 2 - np.log(s) - 0.5 * np.log(2 * np.pi) - np.log(1 - a * a)
+    assert float(log_prob[0]) == pytest.approx(manual, rel=1e-4, abs=1e-4)
+    grid = np.linspace(-0.99999, 0.99999, 400_001)
+    ug = np.arctanh(grid)
+    density = np.exp(-0.5 * ((ug - 0.7) / s) ** 2) / (s * np.sqrt(2 * np.pi)) / (1 - grid ** 2)
+    assert np.trapezoid(density, grid) == pytest.approx(1.0, abs=1e-3)
