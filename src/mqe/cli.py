@@ -248,6 +248,19 @@ def cmd_generate(args) -> int:
     return 0
 
 
+def cmd_agents(args) -> int:
+    import dataclasses
+
+    from mqe.agents import AGENTS
+
+    for name, spec in AGENTS.items():
+        print(f"{name:7s} {spec.summary}")
+        if args.verbose:
+            for field in dataclasses.fields(spec.config_class):
+                print(f"          {field.name} = {field.default!r}")
+    return 0
+
+
 def cmd_presets(args) -> int:
     presets = load_presets()["presets"]
     for name in sorted(presets):
@@ -305,6 +318,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="worker processes (default: one per CPU core); the output does not depend on it")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("agents", help="list the agents (mqe train --agent NAME)")
+    p.add_argument("-v", "--verbose", action="store_true", help="also print every config field's default")
+    p.set_defaults(func=cmd_agents)
 
     p = sub.add_parser("presets", help="list hyperparameter presets")
     p.add_argument("-v", "--verbose", action="store_true")

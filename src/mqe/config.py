@@ -97,6 +97,16 @@ def alpha_for_dataset(dataset_name: str) -> float | None:
     return None
 
 
+def dataset_overrides(agent_name: str, dataset_name: str) -> dict[str, Any]:
+    """The per-dataset settings of an agent (presets.json ``dataset_overrides``); later matches win."""
+    base = dataset_name.rsplit("/", 1)[-1].removesuffix(".npz")
+    fields: dict[str, Any] = {}
+    for pattern, values in load_presets()["dataset_overrides"].get(agent_name, []):
+        if fnmatch.fnmatch(base, pattern):
+            fields.update(values)
+    return fields
+
+
 def make_config(
     agent_name: str = "mqe",
     preset: str | None = None,
@@ -116,8 +126,10 @@ def make_config(
         train_fields.update(entry.get("train", {}))
         if entry.get("alpha_from_dataset") and dataset:
             alpha = alpha_for_dataset(dataset)
-            if alpha is not None and "alpha" in {f.name for f in dataclasses.fields(agent_cls)}:
+            if alpha is not None and agent_name == "mqe":
                 agent_fields["alpha"] = alpha
+        if entry.get("dataset_overrides") and dataset:
+            agent_fields.update(dataset_overrides(agent_name, dataset))
     items = overrides.items() if isinstance(overrides, dict) else (_split(o) for o in overrides)
     for key, raw in items:
         section, field = _resolve_key(key, agent_cls)
