@@ -122,7 +122,14 @@ def make_config(
         if preset not in presets:
             raise ConfigError(f"unknown preset {preset!r}; available: {', '.join(sorted(presets))}")
         entry = presets[preset]
-        agent_fields.update(entry.get("agent", {}))
+        per_agent = entry.get("agents", {})
+        if agent_name in per_agent:  # a preset may carry the same budget under each agent's field names
+            agent_fields.update(per_agent[agent_name])
+        elif agent_name == "mqe" or not entry.get("agent"):
+            agent_fields.update(entry.get("agent", {}))
+        else:
+            raise ConfigError(f"preset {preset!r} has no settings for agent {agent_name!r} "
+                              f"(it covers: mqe{', ' if per_agent else ''}{', '.join(per_agent)})")
         train_fields.update(entry.get("train", {}))
         if entry.get("alpha_from_dataset") and dataset:
             alpha = alpha_for_dataset(dataset)

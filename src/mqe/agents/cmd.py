@@ -106,3 +106,10 @@ class CMDAgent(AgentState):
     def sample_actions(self, observations, goals):
         mean = self.networks["actor"].apply({"params": self.params["actor"]}, observations, goals)
         return jnp.clip(mean, -1.0, 1.0)
+
+    def value_estimate(self, observations, goals):
+        """min_e -d(c(s, pi(s, g)), c(g, pi(s, g))): higher is closer (the goal side's action is arbitrary)."""
+        matched, _ = self._distances()
+        actions = self.sample_actions(observations, goals)
+        return jnp.min(-matched(self.embed(self.params, observations, actions), self.embed(self.params, goals, actions)),
+                       axis=0)

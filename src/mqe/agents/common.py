@@ -2,8 +2,8 @@
 and Polyak-averaged target networks.
 
 Agents subclass ``AgentState`` and define ``create``, ``total_loss(params, batch) -> (loss, metrics)``,
-``sample_actions`` and, if they keep target networks, ``TARGETS``: the names of the networks whose
-copies ``target_params`` tracks.
+``sample_actions``, ``value_estimate`` (or ``distance``) if they learn a value, and, if they keep target
+networks, ``TARGETS``: the names of the networks whose copies ``target_params`` tracks.
 """
 
 from __future__ import annotations
@@ -47,6 +47,12 @@ class AgentState(flax.struct.PyTreeNode):
 
     def total_loss(self, params, batch):
         raise NotImplementedError
+
+    def value_estimate(self, observations, goals):
+        """How close each goal looks (higher is closer); from the learned distance where there is one."""
+        if not hasattr(self, "distance"):
+            raise NotImplementedError(f"{type(self).__name__} learns no value or distance")
+        return -jnp.mean(self.distance(observations, goals), axis=0)
 
     def update(self, batch):
         """One Adam step on the summed losses, then the target update from the pre-step parameters

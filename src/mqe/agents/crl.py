@@ -104,3 +104,8 @@ class CRLAgent(AgentState):
     def sample_actions(self, observations, goals):
         mean = self.networks["actor"].apply({"params": self.params["actor"]}, observations, goals)
         return jnp.clip(mean, -1.0, 1.0)
+
+    def value_estimate(self, observations, goals):
+        """min_e l(s, pi(s, g), g): the critic at the policy's action; higher is closer."""
+        return jnp.min(self.logits(self.params, observations, self.sample_actions(observations, goals), goals, False),
+                       axis=0)

@@ -123,6 +123,6 @@ class GCIQLAgent(AgentState):
         mean = self.networks["actor"].apply({"params": self.params["actor"]}, observations, goals)
         return jnp.clip(mean, -1.0, 1.0)
 
-    def goal_value(self, observations, goals):
+    def value_estimate(self, observations, goals):
         """V(s, g): higher is closer."""
         return self.v(self.params["value"], observations, goals)

@@ -114,6 +114,6 @@ class GCIVLAgent(AgentState):
         mean = self.networks["actor"].apply({"params": self.params["actor"]}, observations, goals)
         return jnp.clip(mean, -1.0, 1.0)
 
-    def goal_value(self, observations, goals):
+    def value_estimate(self, observations, goals):
         """mean_k V_k(s, g): higher is closer (about -steps to the goal, scaled by the discount)."""
         return jnp.mean(self.value(self.params["value"], observations, goals), axis=0)

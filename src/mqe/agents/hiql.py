@@ -56,7 +56,9 @@ class HIQLConfig:
 
 
 def _normalise(z: jax.Array) -> jax.Array:
-    return z / (jnp.linalg.norm(z, axis=-1, keepdims=True) + 1e-6) * math.sqrt(z.shape[-1])
+    """z / ||z|| * sqrt(dim), with the epsilon inside the root: finite gradient at z = 0 (an all-zero
+    input gives exactly z = 0 at initialisation, where ||z||'s own gradient is NaN)."""
+    return z * jax.lax.rsqrt(jnp.sum(jnp.square(z), axis=-1, keepdims=True) + 1e-12) * math.sqrt(z.shape[-1])
 
 
 class GoalRepresentation(nn.Module):
@@ -143,6 +145,6 @@ class HIQLAgent(AgentState):
         mean = self.networks["low_actor"].apply({"params": self.params["low_actor"]}, observations, z)
         return jnp.clip(mean, -1.0, 1.0)
 
-    def goal_value(self, observations, goals):
+    def value_estimate(self, observations, goals):
         """mean_k V_k(s, g): higher is closer."""
         return jnp.mean(self.value(self.params["goal_rep"], self.params["value"], observations, goals), axis=0)

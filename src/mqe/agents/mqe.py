@@ -236,6 +236,10 @@ class MQEAgent(flax.struct.PyTreeNode):
         matched, _ = self._distances()
         return matched(self.psi(self.params, observations), self.psi(self.params, goals))
 
+    def value_estimate(self, observations, goals):
+        """-mean_e d(psi_e(s), psi_e(g)): higher is closer."""
+        return -jnp.mean(self.distance(observations, goals), axis=0)
+
     def _distances(self):
         cfg = self.config
         return make_quasimetric(cfg.quasimetric, cfg.num_components, cfg.distance_scale, cfg.iqe_alpha)

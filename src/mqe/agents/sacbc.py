@@ -128,3 +128,8 @@ class SACBCAgent(AgentState):
     def sample_actions(self, observations, goals):
         mean, _ = self.policy(self.params["actor"], observations, goals)
         return jnp.tanh(mean)
+
+    def value_estimate(self, observations, goals):
+        """mean_k z_k(s, pi(s, g), g): the critic's logit at the policy's action; higher is closer."""
+        return jnp.mean(self.logits(self.params["critic"], observations, self.sample_actions(observations, goals), goals),
+                        axis=0)
