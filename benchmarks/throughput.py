@@ -8,7 +8,11 @@ Prints, all measured in this one run:
   - the all-pairs MRN kernel (distance + gradient, ensemble of 2) with our custom gradient vs plain
     autodiff: time and XLA's temporary-buffer size.
 
+With ``--agents all`` it prints instead one row per agent at its own default configuration (its
+paper's batch size and networks): updates/s, FLOPs per update and the fraction of the matmul bound.
+
 Usage: python benchmarks/throughput.py [--obs-dim 29] [--action-dim 8] [--calls 5] [--updates-per-call 10]
+       python benchmarks/throughput.py --agents all [--calls 2 --updates-per-call 5]
 """
 
 from __future__ import annotations
@@ -21,9 +25,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mqe.agents.mqe import MQEAgent, MQEConfig
+from mqe.agents import AGENTS
+from mqe.agents.mqe import MQEConfig
 from mqe.quasimetric import ensemble_pairwise, mrn_pairwise, mrn_pairwise_reference
-from mqe.sampling import DeviceData, sample_batch
+from mqe.sampling import DeviceData
 from mqe.train import make_train_chunk
 
 AUTHORS_UPDATES_PER_SECOND = 0.9  # the authors' code on a 2-core machine (figure given in issue 2)
@@ -73,6 +78,39 @@ def kernel_comparison(batch: int, latent: int, ensemble: int, repeats: int = 5) 
     print(f"  gain: {t_ref / t_ours:.1f}x faster, {m_ref / max(m_ours, 1):.1f}x less temporary memory")
 
 
+def measure(agent_name: str, config, data: DeviceData, calls: int, updates_per_call: int) -> tuple[float, float]:
+    """(updates/s of the fused training loop, FLOPs per update) for one agent configuration."""
+    spec = AGENTS[agent_name]
+    agent = spec.agent_class.create(jax.random.PRNGKey(0), data.observations[:1], data.actions[:1], config)
+    sampler = config.sampler()
+    batch = sampler.sample(jax.random.PRNGKey(0), data)
+    cost = jax.jit(lambda a, b: a.update(b)).lower(agent, batch).compile().cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    chunk = make_train_chunk(sampler, updates_per_call)
+    key = jax.random.PRNGKey(1)
+    agent, key, _ = chunk(agent, key, data)  # compile
+    jax.block_until_ready(agent.step)
+    start = time.perf_counter()
+    for _ in range(calls):
+        agent, key, metrics = chunk(agent, key, data)
+    jax.block_until_ready(agent.step)
+    seconds = time.perf_counter() - start
+    assert np.isfinite(float(metrics["total_loss"])), f"{agent_name} diverged during the benchmark"
+    return calls * updates_per_call / seconds, float(cost["flops"])
+
+
+def agents_table(names: list[str], data: DeviceData, calls: int, updates_per_call: int) -> None:
+    """Every agent at its default configuration (its paper's batch size and networks)."""
+    peak = matmul_rate()
+    print(f"\nmatmul rate of this machine (2048^2 float32): {peak:.1f} GFLOP/s")
+    print(f"{'agent':7s} {'batch':>6s} {'updates/s':>10s} {'GFLOP/update':>13s} {'of matmul bound':>16s}")
+    for name in names:
+        config = AGENTS[name].config_class()
+        ups, flops = measure(name, config, data, calls, updates_per_call)
+        print(f"{name:7s} {config.batch_size:6d} {ups:10.2f} {flops / 1e9:13.2f} {flops * ups / 1e9 / peak:16.0%}",
+              flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--obs-dim", type=int, default=29, help="observation size (29: OGBench antmaze)")
@@ -80,34 +118,21 @@ def main() -> None:
     parser.add_argument("--updates-per-call", type=int, default=10)
     parser.add_argument("--calls", type=int, default=5, help="timed compiled calls")
     parser.add_argument("--skip-kernel", action="store_true", help="skip the all-pairs kernel comparison")
+    parser.add_argument("--agents", help="'all' or comma-separated names: a table of every agent at its defaults "
+                                         "instead of MQE's detailed report")
     args = parser.parse_args()
+    print(f"jax {jax.__version__} on {jax.devices()[0].platform}, {os.cpu_count()} CPU cores visible")
+    data = synthetic_data(args.obs_dim, args.action_dim)
+    if args.agents:
+        names = list(AGENTS) if args.agents == "all" else args.agents.split(",")
+        agents_table(names, data, args.calls, args.updates_per_call)
+        return
 
     config = MQEConfig()  # the paper's state configuration: B 256, 3x512 + LN, D 512, E 2, C 8
-    print(f"jax {jax.__version__} on {jax.devices()[0].platform}, {os.cpu_count()} CPU cores visible")
     print(f"config: batch {config.batch_size}, encoders {config.encoder_hidden_dims} + LayerNorm, "
           f"latent {config.latent_dim}, ensemble {config.ensemble_size}, policy {config.actor_hidden_dims}, "
           f"obs {args.obs_dim}, action {args.action_dim}")
-
-    data = synthetic_data(args.obs_dim, args.action_dim)
-    agent = MQEAgent.create(jax.random.PRNGKey(0), data.observations[:1], data.actions[:1], config)
-    batch = sample_batch(jax.random.PRNGKey(0), data, config.sampler())
-    update = jax.jit(lambda a, b: a.update(b))
-    cost = update.lower(agent, batch).compile().cost_analysis()
-    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-    flops = float(cost["flops"])
-
-    chunk = make_train_chunk(config.sampler(), args.updates_per_call)
-    key = jax.random.PRNGKey(1)
-    agent, key, _ = chunk(agent, key, data)  # compile
-    jax.block_until_ready(agent.step)
-    start = time.perf_counter()
-    for _ in range(args.calls):
-        agent, key, metrics = chunk(agent, key, data)
-    jax.block_until_ready(agent.step)
-    seconds = time.perf_counter() - start
-    ups = args.calls * args.updates_per_call / seconds
-    assert np.isfinite(float(metrics["total_loss"])), "training diverged during the benchmark"
-
+    ups, flops = measure("mqe", config, data, args.calls, args.updates_per_call)
     gflops_peak = matmul_rate()
     achieved = flops * ups / 1e9
     print(f"\nupdates/s (fused loop, {args.calls} calls x {args.updates_per_call} updates): {ups:.2f}")
