@@ -85,27 +85,11 @@ class CMDAgent(AgentState):
                           self.config.latent_dim)}
 
     def actor_loss(self, params, batch):
-        c = self.config
         matched, _ = self._distances()
-        obs, goals = batch["observations"], batch["actor_goals"]
-        mean = self.networks["actor"].apply({"params": params["actor"]}, obs, goals)
-        frozen = jax.lax.stop_gradient({"c": params["c"]})
-        psi = self.embed(frozen, goals, jnp.roll(batch["actions"], 1, axis=0))
-        q = jnp.min(-matched(self.embed(frozen, obs, jnp.clip(mean, -1.0, 1.0)), psi), axis=0)
-        log_prob = losses.gaussian_log_prob(batch["actions"], mean, c.policy_std)
-        q_loss, bc_loss = losses.ddpg_bc_loss(q, log_prob, c.alpha)
-        return q_loss + bc_loss, {"actor/loss": q_loss + bc_loss, "actor/q_loss": q_loss, "actor/q_mean": jnp.mean(q),
-                                  "actor/bc_log_prob": jnp.mean(log_prob),
-                                  "actor/mse": jnp.mean(jnp.square(jnp.clip(mean, -1, 1) - batch["actions"]))}
+        goal_actions = jnp.roll(batch["actions"], 1, axis=0)
+        return self.ddpg_bc_actor_loss(params, batch, lambda p, o, a, g: jnp.min(
+            -matched(self.embed(p, o, a), self.embed(p, g, goal_actions)), axis=0))
 
-    def total_loss(self, params, batch):
-        critic, critic_metrics = self.critic_loss(params, batch)
-        actor, actor_metrics = self.actor_loss(params, batch)
-        return critic + actor, {**critic_metrics, **actor_metrics, "total_loss": critic + actor}
-
-    def sample_actions(self, observations, goals):
-        mean = self.networks["actor"].apply({"params": self.params["actor"]}, observations, goals)
-        return jnp.clip(mean, -1.0, 1.0)
 
     def value_estimate(self, observations, goals):
         """min_e -d(c(s, pi(s, g)), c(g, pi(s, g))): higher is closer (the goal side's action is arbitrary)."""

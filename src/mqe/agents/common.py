@@ -15,6 +15,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from mqe import losses
+
 
 def adam(learning_rate: float) -> optax.GradientTransformation:
     """One Adam over all parameters (default betas, eps 1e-8; no clipping, no weight decay)."""
@@ -37,6 +39,7 @@ class AgentState(flax.struct.PyTreeNode):
     action_dim: int = flax.struct.field(pytree_node=False)
 
     TARGETS: ClassVar[tuple[str, ...]] = ()  # networks with a Polyak-averaged target copy
+    LOSSES: ClassVar[tuple[str, ...]] = ("critic_loss", "actor_loss")  # methods summed by total_loss
 
     @classmethod
     def from_params(cls, params: dict[str, Any], config: Any, action_dim: int):
@@ -46,7 +49,32 @@ class AgentState(flax.struct.PyTreeNode):
                    step=jnp.zeros((), jnp.int32), config=config, action_dim=int(action_dim))
 
     def total_loss(self, params, batch):
-        raise NotImplementedError
+        """The sum of the ``LOSSES`` methods, each ``(params, batch) -> (loss, metrics)``."""
+        total, metrics = 0.0, {}
+        for name in self.LOSSES:
+            loss, terms = getattr(self, name)(params, batch)
+            total, metrics = total + loss, {**metrics, **terms}
+        return total, {**metrics, "total_loss": total}
+
+    def policy_mean(self, params, observations, goals):
+        return self.networks["actor"].apply({"params": params["actor"]}, observations, goals)
+
+    def sample_actions(self, observations, goals):
+        """Deterministic action: the policy mean clipped to [-1, 1]."""
+        return jnp.clip(self.policy_mean(self.params, observations, goals), -1.0, 1.0)
+
+    def ddpg_bc_actor_loss(self, params, batch, q_fn):
+        """DDPG+BC on the actor goals: ``q_fn(frozen_params, observations, actions, goals) -> (B,)`` is the
+        critic's Q at the clipped policy mean (no gradient reaches the critic's parameters)."""
+        obs, goals = batch["observations"], batch["actor_goals"]
+        mean = self.policy_mean(params, obs, goals)
+        q = q_fn(jax.lax.stop_gradient(params), obs, jnp.clip(mean, -1.0, 1.0), goals)
+        log_prob = losses.gaussian_log_prob(batch["actions"], mean, self.config.policy_std)
+        q_loss, bc_loss = losses.ddpg_bc_loss(q, log_prob, self.config.alpha)
+        return q_loss + bc_loss, {
+            "actor/loss": q_loss + bc_loss, "actor/q_loss": q_loss, "actor/q_mean": jnp.mean(q),
+            "actor/bc_log_prob": jnp.mean(log_prob),
+            "actor/mse": jnp.mean(jnp.square(jnp.clip(mean, -1.0, 1.0) - batch["actions"]))}
 
     def value_estimate(self, observations, goals):
         """How close each goal looks (higher is closer); from the learned distance where there is one."""

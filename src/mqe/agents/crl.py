@@ -85,25 +85,9 @@ class CRLAgent(AgentState):
                       "critic/logits_all": jnp.mean(logits), "critic/accuracy": accuracy}
 
     def actor_loss(self, params, batch):
-        c = self.config
-        obs, goals = batch["observations"], batch["actor_goals"]
-        mean = self.networks["actor"].apply({"params": params["actor"]}, obs, goals)
-        frozen = jax.lax.stop_gradient({"phi": params["phi"], "psi": params["psi"]})
-        q = jnp.min(self.logits(frozen, obs, jnp.clip(mean, -1.0, 1.0), goals, False), axis=0)
-        log_prob = losses.gaussian_log_prob(batch["actions"], mean, c.policy_std)
-        q_loss, bc_loss = losses.ddpg_bc_loss(q, log_prob, c.alpha)
-        return q_loss + bc_loss, {"actor/loss": q_loss + bc_loss, "actor/q_loss": q_loss, "actor/q_mean": jnp.mean(q),
-                                  "actor/bc_log_prob": jnp.mean(log_prob),
-                                  "actor/mse": jnp.mean(jnp.square(jnp.clip(mean, -1, 1) - batch["actions"]))}
+        return self.ddpg_bc_actor_loss(
+            params, batch, lambda p, o, a, g: jnp.min(self.logits(p, o, a, g, False), axis=0))
 
-    def total_loss(self, params, batch):
-        critic, critic_metrics = self.critic_loss(params, batch)
-        actor, actor_metrics = self.actor_loss(params, batch)
-        return critic + actor, {**critic_metrics, **actor_metrics, "total_loss": critic + actor}
-
-    def sample_actions(self, observations, goals):
-        mean = self.networks["actor"].apply({"params": self.params["actor"]}, observations, goals)
-        return jnp.clip(mean, -1.0, 1.0)
 
     def value_estimate(self, observations, goals):
         """min_e l(s, pi(s, g), g): the critic at the policy's action; higher is closer."""

@@ -33,12 +33,11 @@ class GCBCConfig:
 
 
 class GCBCAgent(AgentState):
+    LOSSES = ("actor_loss",)
+
     @property
     def networks(self):
         return {"actor": GaussianPolicy(self.config.actor_hidden_dims, self.action_dim)}
-
-    def policy_mean(self, params, observations, goals):
-        return self.networks["actor"].apply({"params": params["actor"]}, observations, goals)
 
     @classmethod
     def create(cls, key, example_observations, example_actions, config: GCBCConfig):
@@ -53,10 +52,4 @@ class GCBCAgent(AgentState):
         return -jnp.mean(log_prob), {"actor/loss": -jnp.mean(log_prob), "actor/bc_log_prob": jnp.mean(log_prob),
                                      "actor/mse": jnp.mean(jnp.square(jnp.clip(mean, -1, 1) - batch["actions"]))}
 
-    def total_loss(self, params, batch):
-        loss, metrics = self.actor_loss(params, batch)
-        return loss, {**metrics, "total_loss": loss}
-
-    def sample_actions(self, observations, goals):
-        return jnp.clip(self.policy_mean(self.params, observations, goals), -1.0, 1.0)
 

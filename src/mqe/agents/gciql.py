@@ -99,29 +99,17 @@ class GCIQLAgent(AgentState):
 
     def actor_loss(self, params, batch):
         c = self.config
+        if c.actor_loss == "ddpgbc":
+            return self.ddpg_bc_actor_loss(
+                params, batch, lambda p, o, a, g: jnp.min(self.q(p["critic"], o, a, g), axis=0))
         obs, goals = batch["observations"], batch["actor_goals"]
-        mean = self.networks["actor"].apply({"params": params["actor"]}, obs, goals)
+        mean = self.policy_mean(params, obs, goals)
         log_prob = losses.gaussian_log_prob(batch["actions"], mean, c.policy_std)
-        critic = jax.lax.stop_gradient(params["critic"])
-        metrics = {"actor/bc_log_prob": jnp.mean(log_prob),
-                   "actor/mse": jnp.mean(jnp.square(jnp.clip(mean, -1, 1) - batch["actions"]))}
-        if c.actor_loss == "awr":
-            adv = jnp.min(self.q(critic, obs, batch["actions"], goals), axis=0) - self.v(params["value"], obs, goals)
-            loss = losses.awr_loss(adv, log_prob, c.alpha)
-            return loss, {**metrics, "actor/loss": loss, "actor/adv": jnp.mean(adv)}
-        q = jnp.min(self.q(critic, obs, jnp.clip(mean, -1.0, 1.0), goals), axis=0)
-        q_loss, bc_loss = losses.ddpg_bc_loss(q, log_prob, c.alpha)
-        return q_loss + bc_loss, {**metrics, "actor/loss": q_loss + bc_loss, "actor/q_loss": q_loss,
-                                  "actor/q_mean": jnp.mean(q)}
-
-    def total_loss(self, params, batch):
-        critic, critic_metrics = self.critic_loss(params, batch)
-        actor, actor_metrics = self.actor_loss(params, batch)
-        return critic + actor, {**critic_metrics, **actor_metrics, "total_loss": critic + actor}
-
-    def sample_actions(self, observations, goals):
-        mean = self.networks["actor"].apply({"params": self.params["actor"]}, observations, goals)
-        return jnp.clip(mean, -1.0, 1.0)
+        adv = (jnp.min(self.q(params["critic"], obs, batch["actions"], goals), axis=0)
+               - self.v(params["value"], obs, goals))  # awr_loss stops its gradient
+        loss = losses.awr_loss(adv, log_prob, c.alpha)
+        return loss, {"actor/loss": loss, "actor/adv": jnp.mean(adv), "actor/bc_log_prob": jnp.mean(log_prob),
+                      "actor/mse": jnp.mean(jnp.square(jnp.clip(mean, -1, 1) - batch["actions"]))}
 
     def value_estimate(self, observations, goals):
         """V(s, g): higher is closer."""

@@ -65,6 +65,7 @@ def implicit_value_loss(value_fn, target_fn, batch, discount: float, expectile: 
 
 class GCIVLAgent(AgentState):
     TARGETS = ("value",)
+    LOSSES = ("value_loss", "actor_loss")
 
     @property
     def networks(self):
@@ -105,14 +106,6 @@ class GCIVLAgent(AgentState):
         return loss, {"actor/loss": loss, "actor/adv": jnp.mean(adv), "actor/bc_log_prob": jnp.mean(log_prob),
                       "actor/mse": jnp.mean(jnp.square(jnp.clip(mean, -1, 1) - batch["actions"]))}
 
-    def total_loss(self, params, batch):
-        value, value_metrics = self.value_loss(params, batch)
-        actor, actor_metrics = self.actor_loss(params, batch)
-        return value + actor, {**value_metrics, **actor_metrics, "total_loss": value + actor}
-
-    def sample_actions(self, observations, goals):
-        mean = self.networks["actor"].apply({"params": self.params["actor"]}, observations, goals)
-        return jnp.clip(mean, -1.0, 1.0)
 
     def value_estimate(self, observations, goals):
         """mean_k V_k(s, g): higher is closer (about -steps to the goal, scaled by the discount)."""

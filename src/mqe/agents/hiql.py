@@ -73,6 +73,7 @@ class GoalRepresentation(nn.Module):
 
 class HIQLAgent(AgentState):
     TARGETS = ("value",)
+    LOSSES = ("value_loss", "actor_loss")
 
     @property
     def networks(self):
@@ -134,11 +135,6 @@ class HIQLAgent(AgentState):
             "low_actor/loss": low_loss, "low_actor/adv": jnp.mean(low_adv),
             "low_actor/mse": jnp.mean(jnp.square(jnp.clip(low_mean, -1, 1) - batch["actions"])),
             "high_actor/loss": high_loss, "high_actor/adv": jnp.mean(high_adv)}
-
-    def total_loss(self, params, batch):
-        value, value_metrics = self.value_loss(params, batch)
-        actor, actor_metrics = self.actor_loss(params, batch)
-        return value + actor, {**value_metrics, **actor_metrics, "total_loss": value + actor}
 
     def sample_actions(self, observations, goals):
         z = _normalise(self.networks["high_actor"].apply({"params": self.params["high_actor"]}, observations, goals))

@@ -27,7 +27,12 @@ import optax
 
 from mqe import losses
 from mqe.networks import EnsembleMLP, GaussianPolicy, StateActionEncoder
-from mqe.quasimetric import DISTANCE_SCALES, QUASIMETRICS, ensemble_pairwise, make_quasimetric
+from mqe.quasimetric import (
+    DISTANCE_SCALES,
+    QUASIMETRICS,
+    ensemble_pairwise,
+    make_quasimetric,
+)
 from mqe.sampling import SamplerConfig
 
 INVARIANCE_LOSSES = ("exp_squared", "squared", "all_pairs", "expectile", "none")

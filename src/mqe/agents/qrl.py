@@ -17,7 +17,6 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from mqe import losses
 from mqe.agents.common import AgentState
 from mqe.networks import MLP, GaussianPolicy
 from mqe.quasimetric import iqe_distance
@@ -66,6 +65,8 @@ class IQEHead(nn.Module):
 
 
 class QRLAgent(AgentState):
+    LOSSES = ("value_loss", "actor_loss")
+
     @property
     def networks(self):
         c = self.config
@@ -120,27 +121,12 @@ class QRLAgent(AgentState):
                       "dynamics/loss": dyn_loss}
 
     def actor_loss(self, params, batch):
-        c = self.config
-        obs, goals = batch["observations"], batch["actor_goals"]
-        mean = self.networks["actor"].apply({"params": params["actor"]}, obs, goals)
-        frozen = jax.lax.stop_gradient({"value": params["value"], "dynamics": params["dynamics"]})
-        z, mix = self.embed(frozen, obs)
-        z_goal, _ = self.embed(frozen, goals)
-        q = -self.latent_distance(self.predict(frozen, z, jnp.clip(mean, -1.0, 1.0)), z_goal, mix)
-        log_prob = losses.gaussian_log_prob(batch["actions"], mean, c.policy_std)
-        q_loss, bc_loss = losses.ddpg_bc_loss(q, log_prob, c.alpha)
-        return q_loss + bc_loss, {"actor/loss": q_loss + bc_loss, "actor/q_loss": q_loss, "actor/q_mean": jnp.mean(q),
-                                  "actor/bc_log_prob": jnp.mean(log_prob),
-                                  "actor/mse": jnp.mean(jnp.square(jnp.clip(mean, -1, 1) - batch["actions"]))}
+        def q_fn(p, observations, actions, goals):
+            z, mix = self.embed(p, observations)
+            return -self.latent_distance(self.predict(p, z, actions), self.embed(p, goals)[0], mix)
 
-    def total_loss(self, params, batch):
-        value, value_metrics = self.value_loss(params, batch)
-        actor, actor_metrics = self.actor_loss(params, batch)
-        return value + actor, {**value_metrics, **actor_metrics, "total_loss": value + actor}
+        return self.ddpg_bc_actor_loss(params, batch, q_fn)
 
-    def sample_actions(self, observations, goals):
-        mean = self.networks["actor"].apply({"params": self.params["actor"]}, observations, goals)
-        return jnp.clip(mean, -1.0, 1.0)
 
     def distance(self, observations, goals):
         """Learned d(phi(s), phi(g)): (1, ...) (a single quasimetric, no ensemble)."""

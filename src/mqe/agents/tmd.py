@@ -103,26 +103,10 @@ class TMDAgent(AgentState):
                       "critic/d_matched": jnp.mean(jnp.diagonal(d, axis1=-2, axis2=-1)), "critic/d_all_pairs": jnp.mean(d)}
 
     def actor_loss(self, params, batch):
-        c = self.config
         matched, _ = self._distances()
-        obs, goals = batch["observations"], batch["actor_goals"]
-        mean = self.networks["actor"].apply({"params": params["actor"]}, obs, goals)
-        frozen = jax.lax.stop_gradient({"phi": params["phi"], "psi": params["psi"]})
-        q = jnp.min(-matched(self.phi(frozen, obs, jnp.clip(mean, -1.0, 1.0)), self.psi(frozen, goals)), axis=0)
-        log_prob = losses.gaussian_log_prob(batch["actions"], mean, c.policy_std)
-        q_loss, bc_loss = losses.ddpg_bc_loss(q, log_prob, c.alpha)
-        return q_loss + bc_loss, {"actor/loss": q_loss + bc_loss, "actor/q_loss": q_loss, "actor/q_mean": jnp.mean(q),
-                                  "actor/bc_log_prob": jnp.mean(log_prob),
-                                  "actor/mse": jnp.mean(jnp.square(jnp.clip(mean, -1, 1) - batch["actions"]))}
+        return self.ddpg_bc_actor_loss(
+            params, batch, lambda p, o, a, g: jnp.min(-matched(self.phi(p, o, a), self.psi(p, g)), axis=0))
 
-    def total_loss(self, params, batch):
-        critic, critic_metrics = self.critic_loss(params, batch)
-        actor, actor_metrics = self.actor_loss(params, batch)
-        return critic + actor, {**critic_metrics, **actor_metrics, "total_loss": critic + actor}
-
-    def sample_actions(self, observations, goals):
-        mean = self.networks["actor"].apply({"params": self.params["actor"]}, observations, goals)
-        return jnp.clip(mean, -1.0, 1.0)
 
     def distance(self, observations, goals):
         """Learned d(psi_e(s), psi_e(g)) per ensemble member: (E, ...)."""
