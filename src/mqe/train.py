@@ -8,6 +8,7 @@ so a run resumed from a checkpoint ends with exactly the parameters of an uninte
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -48,10 +49,12 @@ class TrainResult:
     updates_per_second: float
 
 
+@functools.lru_cache(maxsize=32)
 def make_train_chunk(sampler, length: int):
     """A compiled function running ``length`` updates: (agent, key, data) -> (agent, key, mean metrics).
 
-    ``sampler`` is the agent config's ``sampler()``: anything with ``sample(key, data) -> batch``."""
+    ``sampler`` is the agent config's ``sampler()``: anything hashable with ``sample(key, data) -> batch``.
+    Cached, so a second run with the same settings in one process reuses the compiled code."""
 
     def chunk(agent, key, data: DeviceData):
         def body(carry, _):
