@@ -108,9 +108,13 @@ class WorkerGroups:
                 np.concatenate([p[2] for p in parts]))
 
     def close(self) -> None:
+        from mqe.parallel import WorkerError
+
         for worker in self.workers:
             try:
                 worker.call(_remote_close)
+            except (WorkerError, OSError):  # a dead worker must not hide the error that killed it
+                pass
             finally:
                 worker.close()
 
