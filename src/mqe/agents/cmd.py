@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import math
 
-import jax
 import jax.numpy as jnp
 
 from mqe import losses
@@ -47,24 +46,14 @@ class CMDConfig:
 
 
 class CMDAgent(AgentState):
-    @property
-    def networks(self):
-        c = self.config
+    @staticmethod
+    def build_networks(c, action_dim):
         return {"c": StateActionEncoder(c.value_hidden_dims, c.latent_dim, c.ensemble_size, c.layer_norm),
-                "actor": GaussianPolicy(c.actor_hidden_dims, self.action_dim)}
+                "actor": GaussianPolicy(c.actor_hidden_dims, action_dim)}
 
-    @classmethod
-    def create(cls, key, example_observations, example_actions, config: CMDConfig):
-        obs = jnp.asarray(example_observations, jnp.float32)
-        act = jnp.asarray(example_actions, jnp.float32)
-        c = config
-        k_c, k_actor = jax.random.split(key)
-        params = {
-            "c": StateActionEncoder(c.value_hidden_dims, c.latent_dim, c.ensemble_size, c.layer_norm).init(
-                k_c, obs, act)["params"],
-            "actor": GaussianPolicy(c.actor_hidden_dims, act.shape[-1]).init(k_actor, obs, obs)["params"],
-        }
-        return cls.from_params(params, config, act.shape[-1])
+    @staticmethod
+    def example_inputs(obs, act, config):
+        return {"c": (obs, act), "actor": (obs, obs)}
 
     def _distances(self):
         return make_quasimetric("mrn", self.config.num_components, "c")  # mean over components

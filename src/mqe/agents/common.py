@@ -39,7 +39,35 @@ class AgentState(flax.struct.PyTreeNode):
     action_dim: int = flax.struct.field(pytree_node=False)
 
     TARGETS: ClassVar[tuple[str, ...]] = ()  # networks with a Polyak-averaged target copy
+    SCALARS: ClassVar[tuple[str, ...]] = ()  # learned scalar parameters (initialised to 0), e.g. log multipliers
     LOSSES: ClassVar[tuple[str, ...]] = ("critic_loss", "actor_loss")  # methods summed by total_loss
+
+    @staticmethod
+    def build_networks(config: Any, action_dim: int) -> dict[str, Any]:
+        """The agent's Flax modules by name."""
+        raise NotImplementedError
+
+    @staticmethod
+    def example_inputs(observations: jax.Array, actions: jax.Array, config: Any) -> dict[str, tuple]:
+        """For each network name, example call arguments (they fix the parameter shapes)."""
+        raise NotImplementedError
+
+    @property
+    def networks(self) -> dict[str, Any]:
+        return self.build_networks(self.config, self.action_dim)
+
+    @classmethod
+    def create(cls, key, example_observations, example_actions, config):
+        """Initialises every network (one key each) and the optimiser from one key and example batch."""
+        obs = jnp.asarray(example_observations, jnp.float32)
+        act = jnp.asarray(example_actions, jnp.float32)
+        action_dim = int(act.shape[-1])
+        networks = cls.build_networks(config, action_dim)
+        inputs = cls.example_inputs(obs, act, config)
+        keys = jax.random.split(key, len(inputs))
+        params = {name: networks[name].init(k, *args)["params"] for k, (name, args) in zip(keys, inputs.items())}
+        params.update({name: jnp.zeros(()) for name in cls.SCALARS})
+        return cls.from_params(params, config, action_dim)
 
     @classmethod
     def from_params(cls, params: dict[str, Any], config: Any, action_dim: int):

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import math
 
-import jax
 import jax.numpy as jnp
 
 from mqe import losses
@@ -45,27 +44,15 @@ class CRLConfig:
 
 
 class CRLAgent(AgentState):
-    @property
-    def networks(self):
-        c = self.config
+    @staticmethod
+    def build_networks(c, action_dim):
         return {"phi": StateActionEncoder(c.value_hidden_dims, c.latent_dim, c.ensemble_size, c.layer_norm),
                 "psi": EnsembleMLP(c.value_hidden_dims, c.latent_dim, c.ensemble_size, c.layer_norm),
-                "actor": GaussianPolicy(c.actor_hidden_dims, self.action_dim)}
+                "actor": GaussianPolicy(c.actor_hidden_dims, action_dim)}
 
-    @classmethod
-    def create(cls, key, example_observations, example_actions, config: CRLConfig):
-        obs = jnp.asarray(example_observations, jnp.float32)
-        act = jnp.asarray(example_actions, jnp.float32)
-        c = config
-        k_phi, k_psi, k_actor = jax.random.split(key, 3)
-        params = {
-            "phi": StateActionEncoder(c.value_hidden_dims, c.latent_dim, c.ensemble_size, c.layer_norm).init(
-                k_phi, obs, act)["params"],
-            "psi": EnsembleMLP(c.value_hidden_dims, c.latent_dim, c.ensemble_size, c.layer_norm).init(
-                k_psi, obs)["params"],
-            "actor": GaussianPolicy(c.actor_hidden_dims, act.shape[-1]).init(k_actor, obs, obs)["params"],
-        }
-        return cls.from_params(params, config, act.shape[-1])
+    @staticmethod
+    def example_inputs(obs, act, config):
+        return {"phi": (obs, act), "psi": (obs,), "actor": (obs, obs)}
 
     def logits(self, params, observations, actions, goals, all_pairs: bool):
         """phi(s, a) . psi(g) / sqrt(D): (E, B, B) over all pairs, or (E, B) matched."""

@@ -35,16 +35,13 @@ class GCBCConfig:
 class GCBCAgent(AgentState):
     LOSSES = ("actor_loss",)
 
-    @property
-    def networks(self):
-        return {"actor": GaussianPolicy(self.config.actor_hidden_dims, self.action_dim)}
+    @staticmethod
+    def build_networks(config, action_dim):
+        return {"actor": GaussianPolicy(config.actor_hidden_dims, action_dim)}
 
-    @classmethod
-    def create(cls, key, example_observations, example_actions, config: GCBCConfig):
-        obs = jnp.asarray(example_observations, jnp.float32)
-        action_dim = example_actions.shape[-1]
-        actor = GaussianPolicy(config.actor_hidden_dims, action_dim)
-        return cls.from_params({"actor": actor.init(key, obs, obs)["params"]}, config, action_dim)
+    @staticmethod
+    def example_inputs(obs, act, config):
+        return {"actor": (obs, obs)}
 
     def actor_loss(self, params, batch):
         mean = self.policy_mean(params, batch["observations"], batch["actor_goals"])

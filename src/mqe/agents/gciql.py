@@ -57,12 +57,15 @@ class GCIQLConfig:
 class GCIQLAgent(AgentState):
     TARGETS = ("critic",)
 
-    @property
-    def networks(self):
-        c = self.config
+    @staticmethod
+    def build_networks(c, action_dim):
         return {"value": GoalConditionedValue(c.value_hidden_dims, 1, c.layer_norm),
                 "critic": GoalConditionedValue(c.value_hidden_dims, 2, c.layer_norm),
-                "actor": GaussianPolicy(c.actor_hidden_dims, self.action_dim)}
+                "actor": GaussianPolicy(c.actor_hidden_dims, action_dim)}
+
+    @staticmethod
+    def example_inputs(obs, act, config):
+        return {"value": (obs, obs), "critic": (obs, obs, act), "actor": (obs, obs)}
 
     def v(self, params, observations, goals):
         return self.networks["value"].apply({"params": params}, observations, goals)[0]
@@ -70,18 +73,6 @@ class GCIQLAgent(AgentState):
     def q(self, params, observations, actions, goals):
         """Q_k(s, a, g) for both heads: (2, ...)."""
         return self.networks["critic"].apply({"params": params}, observations, goals, actions)
-
-    @classmethod
-    def create(cls, key, example_observations, example_actions, config: GCIQLConfig):
-        obs = jnp.asarray(example_observations, jnp.float32)
-        act = jnp.asarray(example_actions, jnp.float32)
-        k_v, k_q, k_actor = jax.random.split(key, 3)
-        params = {
-            "value": GoalConditionedValue(config.value_hidden_dims, 1, config.layer_norm).init(k_v, obs, obs)["params"],
-            "critic": GoalConditionedValue(config.value_hidden_dims, 2, config.layer_norm).init(k_q, obs, obs, act)["params"],
-            "actor": GaussianPolicy(config.actor_hidden_dims, act.shape[-1]).init(k_actor, obs, obs)["params"],
-        }
-        return cls.from_params(params, config, act.shape[-1])
 
     def critic_loss(self, params, batch):
         c = self.config

@@ -67,26 +67,18 @@ class GCIVLAgent(AgentState):
     TARGETS = ("value",)
     LOSSES = ("value_loss", "actor_loss")
 
-    @property
-    def networks(self):
-        c = self.config
+    @staticmethod
+    def build_networks(c, action_dim):
         return {"value": GoalConditionedValue(c.value_hidden_dims, 2, c.layer_norm),
-                "actor": GaussianPolicy(c.actor_hidden_dims, self.action_dim)}
+                "actor": GaussianPolicy(c.actor_hidden_dims, action_dim)}
+
+    @staticmethod
+    def example_inputs(obs, act, config):
+        return {"value": (obs, obs), "actor": (obs, obs)}
 
     def value(self, params, observations, goals):
         """V_k(s, g) for both heads: (2, ...)."""
         return self.networks["value"].apply({"params": params}, observations, goals)
-
-    @classmethod
-    def create(cls, key, example_observations, example_actions, config: GCIVLConfig):
-        obs = jnp.asarray(example_observations, jnp.float32)
-        action_dim = example_actions.shape[-1]
-        k_value, k_actor = jax.random.split(key)
-        params = {
-            "value": GoalConditionedValue(config.value_hidden_dims, 2, config.layer_norm).init(k_value, obs, obs)["params"],
-            "actor": GaussianPolicy(config.actor_hidden_dims, action_dim).init(k_actor, obs, obs)["params"],
-        }
-        return cls.from_params(params, config, action_dim)
 
     def value_loss(self, params, batch):
         c = self.config

@@ -75,28 +75,17 @@ class HIQLAgent(AgentState):
     TARGETS = ("value",)
     LOSSES = ("value_loss", "actor_loss")
 
-    @property
-    def networks(self):
-        c = self.config
+    @staticmethod
+    def build_networks(c, action_dim):
         return {"goal_rep": GoalRepresentation(c.value_hidden_dims, c.rep_dim, c.layer_norm),
                 "value": GoalConditionedValue(c.value_hidden_dims, 2, c.layer_norm),
-                "low_actor": GaussianPolicy(c.actor_hidden_dims, self.action_dim),
+                "low_actor": GaussianPolicy(c.actor_hidden_dims, action_dim),
                 "high_actor": GaussianPolicy(c.actor_hidden_dims, c.rep_dim)}
 
-    @classmethod
-    def create(cls, key, example_observations, example_actions, config: HIQLConfig):
-        obs = jnp.asarray(example_observations, jnp.float32)
-        act = jnp.asarray(example_actions, jnp.float32)
-        c = config
-        k_rep, k_v, k_low, k_high = jax.random.split(key, 4)
-        rep = jnp.zeros((obs.shape[0], c.rep_dim))
-        params = {
-            "goal_rep": GoalRepresentation(c.value_hidden_dims, c.rep_dim, c.layer_norm).init(k_rep, obs, obs)["params"],
-            "value": GoalConditionedValue(c.value_hidden_dims, 2, c.layer_norm).init(k_v, obs, rep)["params"],
-            "low_actor": GaussianPolicy(c.actor_hidden_dims, act.shape[-1]).init(k_low, obs, rep)["params"],
-            "high_actor": GaussianPolicy(c.actor_hidden_dims, c.rep_dim).init(k_high, obs, obs)["params"],
-        }
-        return cls.from_params(params, config, act.shape[-1])
+    @staticmethod
+    def example_inputs(obs, act, config):
+        rep = jnp.zeros((obs.shape[0], config.rep_dim))
+        return {"goal_rep": (obs, obs), "value": (obs, rep), "low_actor": (obs, rep), "high_actor": (obs, obs)}
 
     def rep(self, params, observations, goals):
         return self.networks["goal_rep"].apply({"params": params["goal_rep"]}, observations, goals)

@@ -67,28 +67,18 @@ class IQEHead(nn.Module):
 class QRLAgent(AgentState):
     LOSSES = ("value_loss", "actor_loss")
 
-    @property
-    def networks(self):
-        c = self.config
+    SCALARS = ("log_lambda",)
+
+    @staticmethod
+    def build_networks(c, action_dim):
         return {"value": IQEHead(c.value_hidden_dims, c.latent_dim, c.layer_norm),
                 "dynamics": MLP(c.dynamics_hidden_dims, c.latent_dim, c.layer_norm),
-                "actor": GaussianPolicy(c.actor_hidden_dims, self.action_dim)}
+                "actor": GaussianPolicy(c.actor_hidden_dims, action_dim)}
 
-    @classmethod
-    def create(cls, key, example_observations, example_actions, config: QRLConfig):
-        obs = jnp.asarray(example_observations, jnp.float32)
-        act = jnp.asarray(example_actions, jnp.float32)
-        c = config
-        k_v, k_f, k_actor = jax.random.split(key, 3)
-        z = jnp.zeros((obs.shape[0], c.latent_dim))
-        params = {
-            "value": IQEHead(c.value_hidden_dims, c.latent_dim, c.layer_norm).init(k_v, obs)["params"],
-            "dynamics": MLP(c.dynamics_hidden_dims, c.latent_dim, c.layer_norm).init(
-                k_f, jnp.concatenate([z, act], -1))["params"],
-            "actor": GaussianPolicy(c.actor_hidden_dims, act.shape[-1]).init(k_actor, obs, obs)["params"],
-            "log_lambda": jnp.zeros(()),
-        }
-        return cls.from_params(params, config, act.shape[-1])
+    @staticmethod
+    def example_inputs(obs, act, config):
+        z = jnp.zeros((obs.shape[0], config.latent_dim))
+        return {"value": (obs,), "dynamics": (jnp.concatenate([z, act], -1),), "actor": (obs, obs)}
 
     def embed(self, params, x):
         """(phi(x), mix logit)."""

@@ -64,24 +64,16 @@ class SACBCConfig:
 class SACBCAgent(AgentState):
     TARGETS = ("critic",)
 
-    @property
-    def networks(self):
-        c = self.config
-        return {"critic": GoalConditionedValue(c.value_hidden_dims, 2, c.layer_norm),
-                "actor": TanhGaussianPolicy(c.actor_hidden_dims, self.action_dim, c.layer_norm)}
+    SCALARS = ("log_temperature",)
 
-    @classmethod
-    def create(cls, key, example_observations, example_actions, config: SACBCConfig):
-        obs = jnp.asarray(example_observations, jnp.float32)
-        act = jnp.asarray(example_actions, jnp.float32)
-        c = config
-        k_q, k_actor = jax.random.split(key)
-        params = {
-            "critic": GoalConditionedValue(c.value_hidden_dims, 2, c.layer_norm).init(k_q, obs, obs, act)["params"],
-            "actor": TanhGaussianPolicy(c.actor_hidden_dims, act.shape[-1], c.layer_norm).init(k_actor, obs, obs)["params"],
-            "log_temperature": jnp.zeros(()),
-        }
-        return cls.from_params(params, config, act.shape[-1])
+    @staticmethod
+    def build_networks(c, action_dim):
+        return {"critic": GoalConditionedValue(c.value_hidden_dims, 2, c.layer_norm),
+                "actor": TanhGaussianPolicy(c.actor_hidden_dims, action_dim, c.layer_norm)}
+
+    @staticmethod
+    def example_inputs(obs, act, config):
+        return {"critic": (obs, obs, act), "actor": (obs, obs)}
 
     def logits(self, critic_params, observations, actions, goals):
         return self.networks["critic"].apply({"params": critic_params}, observations, goals, actions)

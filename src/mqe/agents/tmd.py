@@ -53,27 +53,15 @@ class TMDConfig:
 
 
 class TMDAgent(AgentState):
-    @property
-    def networks(self):
-        c = self.config
+    @staticmethod
+    def build_networks(c, action_dim):
         return {"phi": StateActionEncoder(c.value_hidden_dims, c.latent_dim, c.ensemble_size, c.layer_norm),
                 "psi": EnsembleMLP(c.value_hidden_dims, c.latent_dim, c.ensemble_size, c.layer_norm),
-                "actor": GaussianPolicy(c.actor_hidden_dims, self.action_dim)}
+                "actor": GaussianPolicy(c.actor_hidden_dims, action_dim)}
 
-    @classmethod
-    def create(cls, key, example_observations, example_actions, config: TMDConfig):
-        obs = jnp.asarray(example_observations, jnp.float32)
-        act = jnp.asarray(example_actions, jnp.float32)
-        c = config
-        k_phi, k_psi, k_actor = jax.random.split(key, 3)
-        params = {
-            "phi": StateActionEncoder(c.value_hidden_dims, c.latent_dim, c.ensemble_size, c.layer_norm).init(
-                k_phi, obs, act)["params"],
-            "psi": EnsembleMLP(c.value_hidden_dims, c.latent_dim, c.ensemble_size, c.layer_norm).init(
-                k_psi, obs)["params"],
-            "actor": GaussianPolicy(c.actor_hidden_dims, act.shape[-1]).init(k_actor, obs, obs)["params"],
-        }
-        return cls.from_params(params, config, act.shape[-1])
+    @staticmethod
+    def example_inputs(obs, act, config):
+        return {"phi": (obs, act), "psi": (obs,), "actor": (obs, obs)}
 
     def _distances(self):
         return make_quasimetric("mrn", self.config.num_components, "c")  # mean over components
