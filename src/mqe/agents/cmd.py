@@ -15,7 +15,7 @@ import math
 import jax.numpy as jnp
 
 from mqe import losses
-from mqe.agents.common import AgentState
+from mqe.agents.common import AgentState, future_goal_sampler
 from mqe.networks import GaussianPolicy, StateActionEncoder
 from mqe.quasimetric import ensemble_pairwise, make_quasimetric
 from mqe.sampling import GoalSamplerConfig
@@ -39,10 +39,7 @@ class CMDConfig:
     learning_rate: float = 3e-4  # Adam
 
     def sampler(self) -> GoalSamplerConfig:
-        return GoalSamplerConfig(
-            batch_size=self.batch_size, discount=self.discount, value_p_curgoal=0.0, value_p_trajgoal=1.0,
-            value_p_randomgoal=0.0, actor_p_trajgoal=1.0 - self.actor_p_randomgoal,
-            actor_p_randomgoal=self.actor_p_randomgoal, gc_negative=False)
+        return future_goal_sampler(self)
 
 
 class CMDAgent(AgentState):

@@ -16,6 +16,8 @@ import jax.numpy as jnp
 import optax
 
 from mqe import losses
+from mqe.networks import EnsembleMLP, GaussianPolicy, StateActionEncoder
+from mqe.sampling import GoalSamplerConfig
 
 
 def adam(learning_rate: float) -> optax.GradientTransformation:
@@ -26,6 +28,23 @@ def adam(learning_rate: float) -> optax.GradientTransformation:
 def polyak(target: Any, online: Any, tau: float) -> Any:
     """target <- tau * online + (1 - tau) * target, leaf by leaf."""
     return jax.tree.map(lambda t, o: tau * o + (1.0 - tau) * t, target, online)
+
+
+def future_goal_sampler(config) -> GoalSamplerConfig:
+    """The contrastive agents' batches (CRL, CMD, TMD): every value goal a geometric future state of
+    the trajectory (discount ``config.discount``), actor goals future or random (``actor_p_randomgoal``)."""
+    return GoalSamplerConfig(
+        batch_size=config.batch_size, discount=config.discount, value_p_curgoal=0.0, value_p_trajgoal=1.0,
+        value_p_randomgoal=0.0, actor_p_trajgoal=1.0 - config.actor_p_randomgoal,
+        actor_p_randomgoal=config.actor_p_randomgoal, gc_negative=False)
+
+
+def phi_psi_actor_networks(config, action_dim: int) -> dict[str, Any]:
+    """phi(s, a) and psi(g) ensembles plus a Gaussian policy (CRL's and TMD's networks)."""
+    c = config
+    return {"phi": StateActionEncoder(c.value_hidden_dims, c.latent_dim, c.ensemble_size, c.layer_norm),
+            "psi": EnsembleMLP(c.value_hidden_dims, c.latent_dim, c.ensemble_size, c.layer_norm),
+            "actor": GaussianPolicy(c.actor_hidden_dims, action_dim)}
 
 
 class AgentState(flax.struct.PyTreeNode):

@@ -19,8 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from mqe import losses
-from mqe.agents.common import AgentState
-from mqe.networks import EnsembleMLP, GaussianPolicy, StateActionEncoder
+from mqe.agents.common import AgentState, future_goal_sampler, phi_psi_actor_networks
 from mqe.quasimetric import ensemble_pairwise, make_quasimetric
 from mqe.sampling import GoalSamplerConfig
 
@@ -46,18 +45,11 @@ class TMDConfig:
     learning_rate: float = 3e-4  # Adam
 
     def sampler(self) -> GoalSamplerConfig:
-        return GoalSamplerConfig(
-            batch_size=self.batch_size, discount=self.discount, value_p_curgoal=0.0, value_p_trajgoal=1.0,
-            value_p_randomgoal=0.0, actor_p_trajgoal=1.0 - self.actor_p_randomgoal,
-            actor_p_randomgoal=self.actor_p_randomgoal, gc_negative=False)
+        return future_goal_sampler(self)
 
 
 class TMDAgent(AgentState):
-    @staticmethod
-    def build_networks(c, action_dim):
-        return {"phi": StateActionEncoder(c.value_hidden_dims, c.latent_dim, c.ensemble_size, c.layer_norm),
-                "psi": EnsembleMLP(c.value_hidden_dims, c.latent_dim, c.ensemble_size, c.layer_norm),
-                "actor": GaussianPolicy(c.actor_hidden_dims, action_dim)}
+    build_networks = staticmethod(phi_psi_actor_networks)
 
     @staticmethod
     def example_inputs(obs, act, config):
