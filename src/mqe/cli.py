@@ -248,6 +248,43 @@ def cmd_generate(args) -> int:
     return 0
 
 
+def cmd_expert(args) -> int:
+    from mqe.experts import ant
+    from mqe.experts.online import ExpertError, evaluate_actor, train_expert
+    from mqe.experts.sac import SACConfig
+
+    if args.action == "eval":
+        try:
+            actor = ant.load_actor(args.actor)
+        except ExpertError as exc:
+            print(f"mqe: error: {exc}", file=sys.stderr)
+            return 2
+        result = evaluate_actor(ant.task(), actor, args.episodes, args.seed)
+        print(f"{args.episodes} episodes: return {result['eval/return_mean']:.2f} "
+              f"(min {result['eval/return_min']:.2f}), length {result['eval/length_mean']:.0f}")
+        return 0
+    try:
+        config = SACConfig(**({"total_steps": args.steps} if args.steps else {}))
+    except ValueError as exc:
+        print(f"mqe: error: --steps: {exc}", file=sys.stderr)
+        return 2
+    out = args.out or os.path.join("runs", f"expert-{args.name}-s{args.seed}")
+    print(f"training the {args.name} expert in {out} ({config.total_steps} environment steps; "
+          f"run the same command again to resume)")
+    try:
+        record = train_expert(ant.task(), out, config, seed=args.seed, until=args.until,
+                              progress=not args.no_progress)
+    except ExpertError as exc:
+        print(f"mqe: error: {exc}", file=sys.stderr)
+        return 2
+    if not record["finished"]:
+        print(f"stopped at step {record['step']} (--until); run the same command without --until to continue")
+        return 0
+    print(f"final return {record['final_eval']['eval/return_mean']:.2f} over 10 episodes; "
+          f"actor: {os.path.join(out, 'actor.npz')}, record: {os.path.join(out, 'record.json')}")
+    return 0
+
+
 def cmd_agents(args) -> int:
     import dataclasses
 
@@ -318,6 +355,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="worker processes (default: one per CPU core); the output does not depend on it")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("expert", help="train or evaluate the locomotion expert that collects AntMaze data")
+    p.add_argument("action", choices=("train", "eval"))
+    p.add_argument("name", choices=("ant",), help="which expert (ant: walks in a commanded XY direction)")
+    p.add_argument("--out", help="train: run directory (default: runs/expert-<name>-s<seed>)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, help="train: environment steps (default 400000, OGBench's budget)")
+    p.add_argument("--until", type=int, help="train: stop (checkpointed) at the first episode end after this step")
+    p.add_argument("--actor", help="eval: an actor.npz (default: the packaged expert)")
+    p.add_argument("--episodes", type=int, default=50, help="eval: episodes (OGBench evaluates 50)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_expert)
 
     p = sub.add_parser("agents", help="list the agents (mqe train --agent NAME)")
     p.add_argument("-v", "--verbose", action="store_true", help="also print every config field's default")

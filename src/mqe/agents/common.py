@@ -77,8 +77,9 @@ class AgentState(flax.struct.PyTreeNode):
 
     @classmethod
     def create(cls, key, example_observations, example_actions, config):
-        """Initialises every network (one key each) and the optimiser from one key and example batch."""
-        obs = jnp.asarray(example_observations, jnp.float32)
+        """Initialises every network (one key each) and the optimiser from one key and example batch
+        (``example_observations`` may be a tuple of arrays; ``example_inputs`` unpacks it)."""
+        obs = jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), example_observations)
         act = jnp.asarray(example_actions, jnp.float32)
         action_dim = int(act.shape[-1])
         networks = cls.build_networks(config, action_dim)

@@ -1,0 +1,1 @@
+"""Locomotion experts trained with our own SAC; they drive the AntMaze data collection."""
