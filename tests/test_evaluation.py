@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("ogbench")
 
-from mqe.data.generate import MazeOracle  # noqa: E402
+from mqe.data.maze_collector import MazeOracle  # noqa: E402
 from mqe.envs.ogbench_envs import make_env  # noqa: E402
 from mqe.evaluation import evaluate  # noqa: E402
 

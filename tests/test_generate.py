@@ -7,7 +7,8 @@ ogbench = pytest.importorskip("ogbench")
 
 from mqe.cli import main  # noqa: E402
 from mqe.data.dataset import Dataset  # noqa: E402
-from mqe.data.generate import GenerationError, MazeOracle, generate, recipe_for  # noqa: E402
+from mqe.data.generate import GenerationError, generate, recipe_for  # noqa: E402
+from mqe.data.maze_collector import MazeOracle  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -66,10 +67,21 @@ def test_recipes_and_bad_names(capsys):
     assert recipe_for("pointmaze-teleport-stitch-v0")[1].num_episodes == 5000
     with pytest.raises(GenerationError, match="supported names"):
         recipe_for("pointmaze-huge-navigate-v0")
-    with pytest.raises(GenerationError, match="expert"):
-        recipe_for("antmaze-large-navigate-v0")
-    assert main(["generate", "cube-double-play-v0", "--dataset-dir", "/tmp/x"]) == 2
+    ant = recipe_for("antmaze-large-navigate-v0")
+    assert ant[0] == "antmaze-large-v0" and (ant[1].num_episodes, ant[1].episode_steps, ant[1].noise) == (1000, 1001, 0.2)
+    assert recipe_for("antmaze-large-explore-v0")[1].noise == 1.0
+    assert recipe_for("antmaze-colossal-navigate-v0")[1].episode_steps == 2001
+    triple = recipe_for("cube-triple-noisy-v0")
+    assert triple[0] == "cube-triple-v0" and triple[1].num_episodes == 3000 and triple[1].p_random_action == 0.1
+    assert recipe_for("puzzle-4x4-noisy-v0")[1].p_random_action == 0.2
+    assert recipe_for("scene-play-v0")[1].p_random_action == 0.0
+    with pytest.raises(GenerationError, match="humanoid locomotion expert"):
+        recipe_for("humanoidmaze-giant-navigate-v0")
+    assert main(["generate", "cube-quadruple-play-v0", "--dataset-dir", "/tmp/x"]) == 2
     assert "cannot generate" in capsys.readouterr().err
+    assert main(["generate", "antmaze-large-navigate-v0", "--expert", "/nonexistent/actor.npz",
+                 "--dataset-dir", "/tmp/x"]) == 2
+    assert "no ant expert at /nonexistent/actor.npz" in capsys.readouterr().err
 
 
 def _load(path):

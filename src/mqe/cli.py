@@ -239,7 +239,7 @@ def cmd_generate(args) -> int:
     target = search_dirs(args.dataset_dir)[0]
     try:
         train, val, stats = generate(args.name, target, seed=args.seed, num_episodes=args.num_episodes,
-                                     workers=args.workers, progress=not args.no_progress)
+                                     expert=args.expert, workers=args.workers, progress=not args.no_progress)
     except GenerationError as exc:
         print(f"mqe: error: {exc}", file=sys.stderr)
         return 2
@@ -351,6 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset-dir", help="output directory (default: $MQE_DATASET_DIR, else ~/.ogbench/data)")
     p.add_argument("--seed", type=int, default=0, help="generation seed (the output is deterministic in it)")
     p.add_argument("--num-episodes", type=int, help="training episodes (default: OGBench's recipe)")
+    p.add_argument("--expert", help="antmaze: the ant actor (.npz from `mqe expert train ant`; default: the packaged one)")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                    help="worker processes (default: one per CPU core); the output does not depend on it")
     p.add_argument("--no-progress", action="store_true")
