@@ -259,9 +259,25 @@ def cmd_expert(args) -> int:
         except ExpertError as exc:
             print(f"mqe: error: {exc}", file=sys.stderr)
             return 2
-        result = evaluate_actor(ant.task(), actor, args.episodes, args.seed)
-        print(f"{args.episodes} episodes: return {result['eval/return_mean']:.2f} "
-              f"(min {result['eval/return_min']:.2f}), length {result['eval/length_mean']:.0f}")
+        if args.maze is None:
+            result = evaluate_actor(ant.task(), actor, args.episodes, args.seed)
+            print(f"{args.episodes} episodes: return {result['eval/return_mean']:.2f} "
+                  f"(min {result['eval/return_min']:.2f}), length {result['eval/length_mean']:.0f}")
+            return 0
+        import functools
+
+        from mqe.data.maze_collector import SubgoalPolicy
+        from mqe.envs.ogbench_envs import make_env
+        from mqe.evaluation import evaluate
+
+        if not args.maze.startswith("antmaze-"):
+            print(f"mqe: error: --maze must be an antmaze dataset name, got {args.maze!r}", file=sys.stderr)
+            return 2
+        policy = SubgoalPolicy(args.maze, ant.AntController(actor), noise=args.noise, seed=args.seed)
+        result = evaluate(policy, functools.partial(make_env, args.maze), episodes_per_task=args.episodes,
+                          seed=args.seed, workers=args.eval_workers, progress=not args.no_progress)
+        print(f"{args.maze}, BFS-subgoal controller + ant expert, action noise {args.noise}, "
+              f"{args.episodes} episodes per task: " + ", ".join(f"{k} {100 * v:.1f}%" for k, v in result.items()))
         return 0
     try:
         config = SACConfig(**({"total_steps": args.steps} if args.steps else {}))
@@ -365,7 +381,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, help="train: environment steps (default 400000, OGBench's budget)")
     p.add_argument("--until", type=int, help="train: stop (checkpointed) at the first episode end after this step")
     p.add_argument("--actor", help="eval: an actor.npz (default: the packaged expert)")
-    p.add_argument("--episodes", type=int, default=50, help="eval: episodes (OGBench evaluates 50)")
+    p.add_argument("--episodes", type=int, default=50,
+                   help="eval: episodes (per task with --maze); OGBench evaluates its experts on 50")
+    p.add_argument("--maze", help="eval: drive the expert with the BFS-subgoal controller in this antmaze's "
+                                  "five evaluation tasks, e.g. antmaze-large-navigate-v0")
+    p.add_argument("--noise", type=float, default=0.0,
+                   help="eval --maze: Gaussian action noise (the navigate data uses 0.2)")
+    p.add_argument("--eval-workers", type=int, default=os.cpu_count() or 1,
+                   help="eval --maze: processes that step the environments")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_expert)
 

@@ -159,3 +159,40 @@ def summarize(env_id: str, arrays: dict[str, np.ndarray]) -> dict[str, int]:
     visited = sum(1 for i, j in ij if 0 <= i < maze.maze_map.shape[0] and 0 <= j < maze.maze_map.shape[1]
                   and maze.maze_map[i, j] == 0)
     return {"cells_visited": visited, "free_cells": len(MazeOracle(maze.maze_map).free_cells)}
+
+
+class SubgoalPolicy:
+    """The BFS-subgoal controller as a batched evaluation policy ``(observations, goals) -> actions``.
+
+    Each row heads for the centre of the next cell on a shortest path to the goal's cell and, inside
+    the goal's cell, for the goal itself (the data collector heads for the cell centre there, as
+    OGBench's does). ``low_level(observations, directions)`` maps unit directions to actions (None: the
+    point, whose action is the direction); optional Gaussian action noise, clipped to [-1, 1].
+    """
+
+    def __init__(self, env_name: str, low_level: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+                 noise: float = 0.0, seed: int = 0):
+        from mqe.envs.ogbench_envs import make_env
+
+        self.maze = make_env(env_name).unwrapped
+        self.oracle = MazeOracle(self.maze.maze_map)
+        self.low_level = low_level
+        self.noise = noise
+        self.rng = np.random.default_rng(seed)
+
+    def directions(self, observations: np.ndarray, goals: np.ndarray) -> np.ndarray:
+        out = np.empty((len(observations), 2))
+        for row, (xy, goal_xy) in enumerate(zip(observations[:, :2], goals[:, :2])):
+            cell, goal_cell = tuple(self.maze.xy_to_ij(xy)), tuple(self.maze.xy_to_ij(goal_xy))
+            nxt = self.oracle.next_cell(cell, goal_cell)
+            target = np.asarray(self.maze.ij_to_xy(nxt)) if nxt != cell else goal_xy
+            out[row] = _unit(target - xy)
+        return out
+
+    def __call__(self, observations: np.ndarray, goals: np.ndarray) -> np.ndarray:
+        observations = np.asarray(observations)
+        directions = self.directions(observations, np.asarray(goals))
+        actions = directions if self.low_level is None else self.low_level(observations, directions)
+        if self.noise:
+            actions = actions + self.noise * self.rng.standard_normal(actions.shape)
+        return np.clip(actions, -1.0, 1.0)

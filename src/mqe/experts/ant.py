@@ -71,10 +71,14 @@ def packaged_record() -> dict:
 
 
 class AntController:
-    """Maze low-level controller: maze observation (x, y first) + unit direction -> ant action."""
+    """Maze low-level controller: maze observation (x, y first) + unit direction -> ant action, for
+    one row (``(29,)``, ``(2,)``) or a batch (``(B, 29)``, ``(B, 2)``)."""
 
     def __init__(self, actor: NumpyActor):
         self.actor = actor
 
     def __call__(self, observation: np.ndarray, direction: np.ndarray) -> np.ndarray:
-        return self.actor.act(observation[None, 2:STATE_DIM + 2], np.asarray(direction, np.float32)[None])[0]
+        observation, direction = np.asarray(observation), np.asarray(direction, np.float32)
+        if observation.ndim == 1:
+            return self.actor.act(observation[None, 2:STATE_DIM + 2], direction[None])[0]
+        return self.actor.act(observation[:, 2:STATE_DIM + 2], direction)
