@@ -21,6 +21,7 @@ def test_wheel_contains_modules_and_presets(tmp_path):
     wheel = next(tmp_path.glob("mqe-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "mqe/presets/presets.json" in names
+    assert {"mqe/experts/ant.npz", "mqe/experts/ant.json"} <= names, "the packaged ant expert"
     sources = {str(p.relative_to(ROOT / "src")) for p in (ROOT / "src" / "mqe").rglob("*.py")}
     assert sources <= names, f"missing from the wheel: {sorted(sources - names)}"
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
