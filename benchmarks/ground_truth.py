@@ -105,10 +105,12 @@ def main() -> None:
     if args.maze == "grid":
         maze = GridMaze()
         move_probs = uniform_move_probabilities(maze)
+        data = maze.random_walk_dataset(num_episodes=1000, episode_length=100, seed=args.seed)
+        dataset = Dataset.from_arrays(data["observations"], data["actions"], data["terminals"])
     else:
         maze = GridMaze(RING)
         move_probs = ring_move_probabilities(maze, args.drift)
-    dataset = walk_dataset(maze, move_probs, episodes=1000, length=100, seed=args.seed)
+        dataset = walk_dataset(maze, move_probs, episodes=1000, length=100, seed=args.seed)
     hitting = hitting_times(maze, move_probs)
     _, bfs = all_pairs_distances(maze, lambda o, g: np.zeros(len(o)), 1.0)
     n = maze.num_cells
