@@ -62,3 +62,16 @@ def test_resume_with_other_settings_is_refused(tmp_path):
     with pytest.raises(ValueError, match="other settings"):
         train_expert(task, str(tmp_path / "run"), dataclasses.replace(TINY, learning_rate=3e-4), seed=1,
                      progress=False)
+
+
+def test_expert_cli_rejects_bad_input(capsys, tmp_path):
+    from mqe.cli import main
+
+    assert main(["expert", "train", "ant", "--steps", "1234", "--out", str(tmp_path / "x")]) == 2
+    assert "--steps" in capsys.readouterr().err
+    assert main(["expert", "eval", "ant", "--actor", str(tmp_path / "missing.npz")]) == 2
+    assert "no ant expert at" in capsys.readouterr().err
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, something=np.zeros(3))
+    assert main(["expert", "eval", "ant", "--actor", str(bad)]) == 2
+    assert "not an ant actor file" in capsys.readouterr().err

@@ -288,8 +288,9 @@ def cmd_expert(args) -> int:
     print(f"training the {args.name} expert in {out} ({config.total_steps} environment steps; "
           f"run the same command again to resume)")
     try:
+        command = f"mqe expert train {args.name} --seed {args.seed}" + (f" --steps {args.steps}" if args.steps else "")
         record = train_expert(ant.task(), out, config, seed=args.seed, until=args.until,
-                              progress=not args.no_progress)
+                              progress=not args.no_progress, command=command)
     except ExpertError as exc:
         print(f"mqe: error: {exc}", file=sys.stderr)
         return 2

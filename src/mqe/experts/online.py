@@ -100,11 +100,12 @@ def _make_chunk(length: int, batch_size: int):
 
 def train_expert(task: DirectionalTask, run_dir: str, config: SACConfig = SACConfig(), *, seed: int = 0,
                  until: int | None = None, eval_every: int = 20_000, eval_episodes: int = 5,
-                 checkpoint_every: int = 20_000, progress: bool = True) -> dict[str, Any]:
+                 checkpoint_every: int = 20_000, progress: bool = True, command: str | None = None) -> dict[str, Any]:
     """Trains (or resumes) the expert in ``run_dir``; writes ``actor.npz`` and ``record.json`` at the end.
 
     ``until``: stop at the first episode boundary at or after this step (checkpointed), e.g. to train
-    in several sittings. Returns the record (or the progress so far when stopped early).
+    in several sittings. ``command`` (the command line) goes into the record. Returns the record (or
+    the progress so far when stopped early).
     """
     ckpt_dir = os.path.join(run_dir, "checkpoints")
     os.makedirs(run_dir, exist_ok=True)
@@ -213,7 +214,7 @@ def train_expert(task: DirectionalTask, run_dir: str, config: SACConfig = SACCon
     if step < total:
         return {"step": step, "finished": False}
     final = evaluate_actor(task, actor, max(eval_episodes, 10), seed)
-    record = {"task": task.name, "seed": seed, "environment_steps": step, "episodes": episode,
+    record = {"command": command, "task": task.name, "seed": seed, "environment_steps": step, "episodes": episode,
               "final_eval": final, "wall_seconds": round(wall_before + time.perf_counter() - started, 1),
               "sac": dataclasses.asdict(config), "versions": _versions()}
     with atomic_writer(os.path.join(run_dir, "actor.npz"), suffix=".tmp.npz") as fh:

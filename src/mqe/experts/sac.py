@@ -159,6 +159,8 @@ class NumpyActor:
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "NumpyActor":
         count = sum(1 for k in arrays if k.startswith("dense_") and k.endswith("/kernel"))
+        if count < 2:
+            raise ValueError(f"expected arrays dense_0/kernel, dense_0/bias, ... (found {sorted(arrays)[:5]})")
         mlp = {f"Dense_{i}": {"kernel": arrays[f"dense_{i}/kernel"], "bias": arrays[f"dense_{i}/bias"]}
                for i in range(count)}
         layer_norm = any(k.startswith("layer_norm_") for k in arrays)
