@@ -75,3 +75,17 @@ def test_expert_cli_rejects_bad_input(capsys, tmp_path):
     np.savez(bad, something=np.zeros(3))
     assert main(["expert", "eval", "ant", "--actor", str(bad)]) == 2
     assert "not an ant actor file" in capsys.readouterr().err
+
+
+def test_packaged_ant_expert_walks_where_it_is_told():
+    from mqe.experts.online import evaluate_actor
+
+    record = ant.packaged_record()
+    assert record["environment_steps"] == 400_000 and record["task"] == "ant"
+    actor = ant.load_actor()  # the packaged actor.npz
+    # Two 300-step episodes, commands redrawn every 100 steps: the return is the distance walked along
+    # the commanded directions. A still or random ant scores about 0; the record says what 1000 steps give.
+    result = evaluate_actor(ant.task(max_episode_steps=300), actor, episodes=2, seed=0)
+    per_step = record["final_eval"]["eval/return_mean"] / 1000
+    assert result["eval/length_mean"] == 300, "the ant must not fall over"
+    assert result["eval/return_mean"] > 0.5 * per_step * 300
