@@ -51,6 +51,10 @@ def _resolve_training_data(args) -> tuple[str, str | None]:
     try:
         return resolve_dataset(args.dataset, args.dataset_dir, download=not args.no_download)[0], args.dataset
     except DatasetNotFound as missing:
+        # Only point mazes are generated on the spot (minutes); ant and manipulation sets take from
+        # minutes to hours, so the error names the `mqe generate` command instead.
+        if not args.dataset.startswith("pointmaze-"):
+            raise missing from None
         try:
             recipe_for(args.dataset)
         except GenerationError:
