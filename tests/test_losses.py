@@ -136,3 +136,19 @@ def test_tanh_gaussian_log_density_integrates_to_one():
     ug = np.arctanh(grid)
     density = np.exp(-0.5 * ((ug - 0.7) / s) ** 2) / (s * np.sqrt(2 * np.pi)) / (1 - grid ** 2)
     assert np.trapezoid(density, grid) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_sac_policy_losses_temperature_gradient_vanishes_at_the_target_entropy():
+    import jax
+    import jax.numpy as jnp
+
+    from mqe.losses import sac_policy_losses
+
+    log_prob = jnp.array([-1.0, -3.0])  # entropy estimate H = 2
+    q = jnp.array([0.5, 1.5])
+    grad = lambda target: jax.grad(lambda lt: sac_policy_losses(log_prob, q, lt, target)[1])(jnp.log(0.5))
+    assert abs(float(grad(2.0))) < 1e-7  # H = H_target: the temperature stays
+    assert float(grad(3.0)) < 0 < float(grad(1.0))  # too little entropy raises lambda, too much lowers it
+    policy, _, entropy, temperature = sac_policy_losses(log_prob, q, jnp.log(0.5), 2.0)
+    assert float(entropy) == 2.0 and abs(float(temperature) - 0.5) < 1e-7
+    assert abs(float(policy) - float(jnp.mean(0.5 * log_prob - q))) < 1e-6

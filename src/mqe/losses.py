@@ -97,3 +97,16 @@ def tanh_gaussian_sample(key: jax.Array, mean: jax.Array, log_std: jax.Array) ->
     log_prob = gaussian_log_prob(u, mean, jnp.exp(log_std))
     log_prob -= jnp.sum(2.0 * (math.log(2.0) - u - jax.nn.softplus(-2.0 * u)), axis=-1)
     return jnp.tanh(u), log_prob
+
+
+def sac_policy_losses(log_prob: jax.Array, q: jax.Array, log_temperature: jax.Array,
+                      target_entropy: float) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+    """SAC's policy and temperature losses for reparameterised samples a ~ pi with log-density
+    ``log_prob`` and critic value ``q`` (both (B,)); lambda = exp(log_temperature):
+      L_pi  = mean[sg(lambda) log pi(a) - q]
+      L_lam = lambda (H - H_target),  H = -mean sg(log pi(a))
+    Returns (L_pi, L_lam, H, lambda)."""
+    temperature = jnp.exp(log_temperature)
+    policy_loss = jnp.mean(jax.lax.stop_gradient(temperature) * log_prob - q)
+    entropy = -jnp.mean(jax.lax.stop_gradient(log_prob))
+    return policy_loss, temperature * (entropy - target_entropy), entropy, temperature

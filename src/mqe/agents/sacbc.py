@@ -101,10 +101,8 @@ class SACBCAgent(AgentState):
         mean, log_std = self.policy(params["actor"], obs, goals)
         actions, log_prob = losses.tanh_gaussian_sample(key, mean, log_std)
         q = jnp.mean(self.logits(jax.lax.stop_gradient(params["critic"]), obs, actions, goals), axis=0)
-        temperature = jnp.exp(params["log_temperature"])
-        sac_loss = jnp.mean(jax.lax.stop_gradient(temperature) * log_prob - q)
-        entropy = -jnp.mean(jax.lax.stop_gradient(log_prob))
-        temperature_loss = temperature * (entropy + c.entropy_scale * self.action_dim)
+        sac_loss, temperature_loss, entropy, temperature = losses.sac_policy_losses(
+            log_prob, q, params["log_temperature"], -c.entropy_scale * self.action_dim)
         mse = jnp.mean(jnp.sum(jnp.square(actions - batch["actions"]), axis=-1))
         bc_loss = c.alpha * jax.lax.stop_gradient(jnp.mean(jnp.abs(q))) * mse
         loss = sac_loss + temperature_loss + bc_loss

@@ -69,6 +69,16 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return v / (np.linalg.norm(v) + 1e-6)
 
 
+def subgoal_xy(maze, oracle: MazeOracle, xy: np.ndarray, goal_xy: np.ndarray, approach_goal: bool) -> np.ndarray:
+    """The centre of the next cell on a shortest path to the goal's cell. Inside the goal's cell: the
+    goal itself with ``approach_goal``, else the cell's centre (OGBench's data collector)."""
+    cell = tuple(maze.xy_to_ij(xy))
+    nxt = oracle.next_cell(cell, tuple(maze.xy_to_ij(goal_xy)))
+    if nxt == cell and approach_goal:
+        return np.asarray(goal_xy)
+    return np.asarray(maze.ij_to_xy(nxt))
+
+
 class MazeCollector:
     """OGBench's maze data-collection policy for one dataset kind.
 
@@ -116,8 +126,7 @@ class MazeCollector:
             direction = self._direction
         else:
             xy = maze.get_xy()
-            nxt = self.oracle.next_cell(tuple(maze.xy_to_ij(xy)), tuple(maze.xy_to_ij(maze.cur_goal_xy)))
-            direction = _unit(np.asarray(maze.ij_to_xy(nxt)) - xy)
+            direction = _unit(subgoal_xy(maze, self.oracle, xy, maze.cur_goal_xy, approach_goal=False) - xy)
         self._step += 1
         action = self.low_level(observation, direction)
         return np.clip(action + self.recipe.noise * rng.standard_normal(action.shape), -1.0, 1.0)
@@ -183,10 +192,7 @@ class SubgoalPolicy:
     def directions(self, observations: np.ndarray, goals: np.ndarray) -> np.ndarray:
         out = np.empty((len(observations), 2))
         for row, (xy, goal_xy) in enumerate(zip(observations[:, :2], goals[:, :2])):
-            cell, goal_cell = tuple(self.maze.xy_to_ij(xy)), tuple(self.maze.xy_to_ij(goal_xy))
-            nxt = self.oracle.next_cell(cell, goal_cell)
-            target = np.asarray(self.maze.ij_to_xy(nxt)) if nxt != cell else goal_xy
-            out[row] = _unit(target - xy)
+            out[row] = _unit(subgoal_xy(self.maze, self.oracle, xy, goal_xy, approach_goal=True) - xy)
         return out
 
     def __call__(self, observations: np.ndarray, goals: np.ndarray) -> np.ndarray:

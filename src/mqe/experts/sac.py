@@ -95,10 +95,8 @@ class SACAgent(AgentState):
         actions, log_prob = losses.tanh_gaussian_sample(key, mean, log_std)
         q = jnp.mean(self.q_values(jax.lax.stop_gradient(params["critic"]), batch["states"], batch["commands"], actions),
                      axis=0)
-        temperature = jnp.exp(params["log_temperature"])
-        actor = jnp.mean(jax.lax.stop_gradient(temperature) * log_prob - q)
-        entropy = -jnp.mean(jax.lax.stop_gradient(log_prob))
-        temperature_loss = temperature * (entropy - (-c.target_entropy_scale * self.action_dim))
+        actor, temperature_loss, entropy, temperature = losses.sac_policy_losses(
+            log_prob, q, params["log_temperature"], -c.target_entropy_scale * self.action_dim)
         return actor + temperature_loss, {"actor/loss": actor, "actor/entropy": entropy,
                                           "actor/temperature": temperature, "actor/std": jnp.mean(jnp.exp(log_std))}
 
