@@ -45,6 +45,8 @@ def test_stitch_goal_is_four_cells_away_and_reached(tmp_path):
     _, _, stats = generate("pointmaze-large-stitch-v0", str(tmp_path), num_episodes=30, progress=False)
     assert stats["episode_steps"] == 201
     assert stats["episodes_reaching_goal"] >= 0.9 * 33
+    # One goal per stitch episode: an agent that stays on it counts once, not once per step.
+    assert stats["goals_reached"] == stats["episodes_reaching_goal"]
     oracle = MazeOracle(ogbench.make_env_and_datasets("pointmaze-large-navigate-v0", env_only=True).unwrapped.maze_map)
     for start in oracle.free_cells[:10]:
         for goal in oracle.cells_at_distance(start, 4):

@@ -91,8 +91,9 @@ class MazeCollector:
         self.env_kwargs = {"terminate_at_goal": False, "max_episode_steps": recipe.episode_steps}
         self.low_level = low_level or (lambda observation, direction: direction)
         self.oracle: MazeOracle | None = None
-        # goals_reached: success events (navigate draws a new goal at each); episodes_reaching_goal:
-        # episodes whose (first) goal was reached at least once.
+        # goals_reached: goals reached (navigate draws a new goal on each arrival; stitch and explore keep
+        # one goal per episode, so an agent resting on it counts once); episodes_reaching_goal: episodes
+        # whose first goal was reached.
         self.stats = {"goals_reached": 0, "episodes_reaching_goal": 0}
         self._reached = False
 
@@ -136,7 +137,8 @@ class MazeCollector:
 
     def after_step(self, env, info: dict, rng: np.random.Generator) -> None:
         if info.get("success"):
-            self.stats["goals_reached"] += 1
+            if self.recipe.kind == "navigate" or not self._reached:
+                self.stats["goals_reached"] += 1
             if not self._reached:
                 self.stats["episodes_reaching_goal"] += 1
                 self._reached = True
