@@ -11,7 +11,9 @@ Recipes (OGBench's generation commands; episodes x stored rows per episode):
                               BFS oracle to a random vertex cell, a new one on arrival
   {point,ant}maze-*-stitch    5000 x 201, same noise: goal exactly 4 cells (BFS) from the start
   {point,ant}maze-*-explore   10000 x 501, noise 1.0: a random direction held for 10 steps (OGBench has
-                              no pointmaze explore data; it follows the antmaze recipe)
+                              explore data only for antmaze medium/large/teleport; the other mazes,
+                              and the point, follow that recipe)
+  *maze-colossal-*            the MQE paper's own maze (not in OGBench), with the giant maze's recipe
   cube-{single,double}-*      1000 x 1001; cube-triple-* 3000 x 1001
   scene-*, puzzle-{3x3,4x4}-* 1000 x 1001
   *-play: plan oracles; *-noisy: Markov oracles with Gaussian noise and random actions (probability
