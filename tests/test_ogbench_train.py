@@ -26,13 +26,21 @@ def test_train_by_name_evaluates_the_paper_way(tmp_path, capsys):
     generate(NAME, str(data), num_episodes=3, progress=False)
     run = tmp_path / "run"
     argv = ["train", "--dataset", NAME, "--dataset-dir", str(data), "--no-download", "--steps", "200",
-            "--eval-episodes", "1", "--run-dir", str(run), "--no-progress", *TINY]
+            "--eval-episodes", "1", "--run-dir", str(run), "--no-progress", *TINY,
+            "--set", "train.eval_interval=100"]
     assert main(argv) == 0
     out = capsys.readouterr().out
-    assert "success rate:" in out and "evaluating 1 episodes per task at steps [160, 180, 200]" in out
+    assert "success rate:" in out and "evaluating 1 episodes per task at steps [160, 180, 200] (and every 100)" in out
+    assert os.path.exists(run / "eval_100.json")  # an extra evaluation, outside the paper's mean
     final = json.load(open(run / "final_eval.json"))
     assert final["evaluated_at"] == [160, 180, 200]
     assert set(final) >= {f"task{i}" for i in range(1, 6)} | {"overall"}
+    expected = sum(json.load(open(run / f"eval_{s}.json"))["overall"] for s in (160, 180, 200)) / 3
+    assert final["overall"] == pytest.approx(expected)
+    # The same command on the finished run evaluates once more but reports the paper's mean from disk.
+    assert main(argv) == 0
+    assert "success at steps [160, 180, 200]" in capsys.readouterr().out
+    assert json.load(open(run / "final_eval.json"))["overall"] == pytest.approx(expected)
     assert main(["eval", str(run), "--episodes", "1", "--no-progress"]) == 0
     assert os.path.exists(run / "reeval_200.json")
 

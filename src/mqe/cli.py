@@ -94,15 +94,24 @@ def _make_ogbench_evaluator(name: str, episodes: int, progress: bool, workers: i
     return evaluator
 
 
-def _paper_summary(run_dir: str, evaluations: dict[int, dict[str, float]]) -> dict[str, float]:
-    """Mean over the paper's evaluation points, per task and overall; written to final_eval.json."""
+def _paper_summary(run_dir: str, eval_steps: list[int]) -> tuple[dict[str, float], list[int]]:
+    """Mean over the paper's evaluation points, per task and overall, written to final_eval.json; and
+    the steps it averaged.
+
+    Reads the ``eval_<step>.json`` files the training loop wrote, so evaluations from before a resume
+    count, and evaluations at other steps (``train.eval_interval``) do not."""
     from mqe.evaluation import write_results
 
-    keys = next(iter(evaluations.values())).keys()
-    final = {k: float(sum(e[k] for e in evaluations.values()) / len(evaluations)) for k in keys}
-    write_results(os.path.join(run_dir, "final_eval.json"), max(evaluations), final,
-                  evaluated_at=sorted(evaluations))
-    return final
+    found = {}
+    for step in eval_steps:
+        path = os.path.join(run_dir, f"eval_{step}.json")
+        if os.path.exists(path):
+            with open(path) as f:
+                found[step] = {k: v for k, v in json.load(f).items() if k != "step"}
+    keys = next(iter(found.values())).keys()
+    final = {k: float(sum(e[k] for e in found.values()) / len(found)) for k in keys}
+    write_results(os.path.join(run_dir, "final_eval.json"), max(found), final, evaluated_at=sorted(found))
+    return final, sorted(found)
 
 
 def cmd_train(args) -> int:
@@ -128,14 +137,15 @@ def cmd_train(args) -> int:
             evaluations[int(agent.step)] = result
             return result
 
-        print(f"evaluating {args.eval_episodes} episodes per task at steps {eval_steps}")
+        extra = f" (and every {config.train.eval_interval})" if config.train.eval_interval else ""
+        print(f"evaluating {args.eval_episodes} episodes per task at steps {eval_steps}{extra}")
     result = train(config, dataset, run_dir, evaluator=evaluator, eval_steps=eval_steps,
                    resume=not args.no_resume, progress=not args.no_progress)
     _print_summary(result)
     if evaluations:
-        final = _paper_summary(run_dir, evaluations)
+        final, evaluated_at = _paper_summary(run_dir, eval_steps)
         tasks = {k: v for k, v in final.items() if k != "overall"}
-        print(f"success at steps {sorted(evaluations)} (mean, the paper's way): "
+        print(f"success at steps {evaluated_at} (mean, the paper's way): "
               + ", ".join(f"{k} {v:.1%}" for k, v in tasks.items()))
         print(f"success rate: {final['overall']:.1%}")
     return 0
