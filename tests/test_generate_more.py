@@ -81,3 +81,17 @@ def test_scene_rejects_episodes_where_the_cube_leaves_the_table():
     assert not collector.accept_episode({"qpos": far})
     collector.is_scene = False
     assert collector.accept_episode({"qpos": fallen})
+
+
+def test_table_coverage_bins_partition_the_work_area():
+    from mqe.data.manip_collector import TABLE_BIN, TABLE_X, TABLE_Y, table_bins
+
+    centres = np.stack(np.meshgrid(np.arange(TABLE_X[0] + TABLE_BIN / 2, TABLE_X[1], TABLE_BIN),
+                                   np.arange(TABLE_Y[0] + TABLE_BIN / 2, TABLE_Y[1], TABLE_BIN)), -1).reshape(-1, 2)
+    visited, total = table_bins(centres)
+    assert total == 10 * 24 and visited == total  # one point per bin fills every bin
+    corners = np.array([[TABLE_X[0], TABLE_Y[0]], [TABLE_X[1], TABLE_Y[1]], [TABLE_X[1], TABLE_Y[0]]])
+    assert table_bins(corners) == (3, total)  # the far edges belong to the last bins, not to new ones
+    outside = np.array([[0.29, 0.0], [0.4, 0.31], [0.4, -0.35]])  # off the table; -0.35: inside the drawer
+    assert table_bins(outside) == (0, total)
+    assert table_bins(np.concatenate([centres, centres + 0.001]))[0] == total  # union over cubes, not a sum

@@ -114,18 +114,30 @@ class ManipCollector:
         return not bool(np.any(out))
 
 
+TABLE_X, TABLE_Y, TABLE_BIN = (0.3, 0.55), (-0.3, 0.3), 0.025  # the cubes' work area (m), 10 x 24 bins
+
+
+def table_bins(positions: np.ndarray) -> tuple[int, int]:
+    """(bins visited, bins in all) of the work area for cube positions (N, >= 2), each bin a
+    2.5 cm square counted from the area's corner (the far edges belong to the last bins)."""
+    nx = int(round((TABLE_X[1] - TABLE_X[0]) / TABLE_BIN))
+    ny = int(round((TABLE_Y[1] - TABLE_Y[0]) / TABLE_BIN))
+    x, y = positions[:, 0], positions[:, 1]
+    inside = (x >= TABLE_X[0]) & (x <= TABLE_X[1]) & (y >= TABLE_Y[0]) & (y <= TABLE_Y[1])
+    ix = np.minimum(((x[inside] - TABLE_X[0]) / TABLE_BIN).astype(np.int64), nx - 1)
+    iy = np.minimum(((y[inside] - TABLE_Y[0]) / TABLE_BIN).astype(np.int64), ny - 1)
+    return int(len(np.unique(ix * ny + iy))), nx * ny
+
+
 def summarize(env_id: str, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
-    """Coverage: how much of the table the cubes visit (2 cm bins of the 25 x 60 cm work area), the
-    fraction of rows with a cube lifted (z > 4 cm), and for buttons the distinct button-state patterns."""
+    """Coverage: how much of the table the cubes visit (``table_bins``), the fraction of cube-rows
+    with a cube lifted (z > 4 cm), and for buttons the distinct button-state patterns."""
     out: dict[str, Any] = {}
     qpos = arrays["qpos"]
     if env_id.startswith("cube") or env_id.startswith("scene"):
         cubes = (qpos.shape[1] - 14) // 7 if env_id.startswith("cube") else 1
         positions = np.concatenate([qpos[:, 14 + 7 * k:17 + 7 * k] for k in range(cubes)])
-        area = (positions[:, 0] >= 0.3) & (positions[:, 0] <= 0.55) & (positions[:, 1] >= -0.3) & (positions[:, 1] <= 0.3)
-        bins = {tuple(b) for b in np.floor(positions[area, :2] / 0.02).astype(np.int64)}
-        out["table_bins_visited"] = len(bins)
-        out["table_bins"] = int(round(0.25 / 0.02) * round(0.6 / 0.02))
+        out["table_bins_visited"], out["table_bins"] = table_bins(positions)
         out["rows_cube_lifted_pct"] = round(100.0 * float(np.mean(positions[:, 2] > 0.04)), 2)
     if "button_states" in arrays:
         patterns = np.unique(arrays["button_states"], axis=0)
