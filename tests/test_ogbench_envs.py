@@ -37,3 +37,14 @@ def test_pointmaze_factory_and_bad_name():
     env.close()
     with pytest.raises(UnknownEnvironmentError, match="pointmaze-huge-navigate-v0"):
         make_env("pointmaze-huge-navigate-v0")
+
+
+def test_importing_mqe_envs_registers_colossal_for_ogbenchs_own_loader():
+    import subprocess
+    import sys
+
+    # A fresh interpreter: in this one, other tests have imported the colossal module already.
+    code = ("import mqe.envs, gymnasium, ogbench; assert 'antmaze-colossal-v0' in gymnasium.registry; "
+            "env = ogbench.make_env_and_datasets('antmaze-colossal-stitch-v0', env_only=True); "
+            "assert env.unwrapped.maze_map.shape == (18, 24)")
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
