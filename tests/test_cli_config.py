@@ -31,25 +31,6 @@ def test_alpha_table(name, alpha):
     assert alpha_for_dataset(name) == alpha
 
 
-@pytest.mark.parametrize("agent, dataset, expected", [
-    # OGBench's hyperparameters.sh, as data
-    ("gciql", "pointmaze-large-navigate-v0", dict(alpha=0.003, discount=0.99, actor_p_randomgoal=0.0)),
-    ("gciql", "antmaze-giant-stitch-v0", dict(alpha=0.3, discount=0.995, actor_p_randomgoal=0.5)),
-    ("qrl", "pointmaze-medium-stitch-v0", dict(alpha=0.0003, actor_p_randomgoal=0.5)),
-    ("crl", "antmaze-large-explore-v0", dict(alpha=0.003, actor_p_randomgoal=1.0)),
-    ("crl", "cube-double-noisy-v0", dict(alpha=0.1)),
-    ("hiql", "scene-play-v0", dict(subgoal_steps=10, discount=0.99)),
-    ("hiql", "humanoidmaze-medium-navigate-v0", dict(subgoal_steps=100, discount=0.995)),
-    ("gcivl", "cube-double-play-v0", dict(alpha=10.0)),
-    ("gcbc", "pointmaze-giant-stitch-v0", dict(actor_p_randomgoal=0.0)),  # GCBC takes no per-dataset flags
-])
-def test_baseline_dataset_settings(agent, dataset, expected):
-    config = make_config(agent, "paper", dataset=dataset).agent
-    assert {k: getattr(config, k) for k in expected} == expected
-    defaults = make_config(agent, None, dataset=dataset).agent  # no preset: the agent's own defaults
-    assert defaults == AGENTS[agent].config_class()
-
-
 def test_agents_command_lists_every_agent(capsys):
     assert main(["agents"]) == 0
     out = capsys.readouterr().out

@@ -56,7 +56,13 @@ class RunConfig:
     agent_name: str
     agent: Any  # the agent's config dataclass, e.g. MQEConfig
     train: TrainConfig
-    dataset: str = ""  # dataset path or name the run was trained on
+    dataset: str = ""  # what the run trains on: an OGBench name, or a file path
+    env: str = ""  # the OGBench dataset name whose environment evaluates it ("" = none)
+    preset: str = ""  # the preset applied ("" = the agent's defaults)
+    # Every field whose value differs from the agent's (or training's) default, with where it came from:
+    # {"agent.alpha": {"default": 0.3, "value": 0.03, "source": "..."}}.
+    changed: dict = dataclasses.field(default_factory=dict, compare=False)
+    dataset_fingerprint: str = ""  # content fingerprint of the training data (mqe.data.fingerprint)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -64,18 +70,35 @@ class RunConfig:
             "agent": dataclasses.asdict(self.agent),
             "train": dataclasses.asdict(self.train),
             "dataset": self.dataset,
+            "env": self.env,
+            "preset": self.preset,
+            "changed_from_defaults": self.changed,
+            "dataset_fingerprint": self.dataset_fingerprint,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
         name = data["agent_name"]
         agent_cls = _agent_config_class(name)
+        dataset = data.get("dataset", "")
         return cls(
             agent_name=name,
             agent=_build(agent_cls, data.get("agent", {}), "agent"),
             train=_build(TrainConfig, data.get("train", {}), "train"),
-            dataset=data.get("dataset", ""),
+            dataset=dataset,
+            # Runs from before `env` existed evaluated on their dataset's name.
+            env=data.get("env", dataset if dataset and not dataset.endswith(".npz") else ""),
+            preset=data.get("preset", ""),
+            changed=data.get("changed_from_defaults", {}),
+            dataset_fingerprint=data.get("dataset_fingerprint", ""),
         )
+
+    def describe_changes(self) -> str:
+        """One line per value that differs from the defaults, with its source (printed at a run's start)."""
+        if not self.changed:
+            return "  (none: every value is the agent's default)"
+        return "\n".join(f"  {key} = {entry['value']!r} (default {entry['default']!r}; {entry['source']})"
+                         for key, entry in sorted(self.changed.items()))
 
 
 @functools.cache
@@ -84,26 +107,52 @@ def load_presets() -> dict[str, Any]:
     return json.loads(text)
 
 
+NO_PRESET = "none"
+
+
 def preset_names() -> list[str]:
     return sorted(load_presets()["presets"])
 
 
+def default_preset(env: str) -> str | None:
+    """The preset a run gets when none is named: the paper's settings for an OGBench dataset name
+    (``paper-pixel`` for ``visual-*``), nothing otherwise."""
+    from mqe.data.names import is_known
+
+    if not env or not is_known(env):
+        return None
+    return "paper-pixel" if env.startswith("visual-") else "paper"
+
+
+def _settings_name(dataset_name: str) -> str:
+    from mqe.data.names import base_name
+
+    return base_name(dataset_name.rsplit("/", 1)[-1].removesuffix(".npz"))
+
+
 def alpha_for_dataset(dataset_name: str) -> float | None:
-    """The paper's BC coefficient (Table 3) for a dataset name, or None if no pattern matches."""
-    base = dataset_name.rsplit("/", 1)[-1].removesuffix(".npz")
+    """The MQE paper's BC coefficient (Table 3) for a dataset name, or None if no row matches."""
+    row = _table3_row(dataset_name)
+    return None if row is None else row[0]
+
+
+def _table3_row(dataset_name: str) -> tuple[float, str] | None:
+    base = _settings_name(dataset_name)
     for pattern, alpha in load_presets()["alpha_by_dataset"]:
         if fnmatch.fnmatch(base, pattern):
-            return float(alpha)
+            return float(alpha), pattern
     return None
 
 
-def dataset_overrides(agent_name: str, dataset_name: str) -> dict[str, Any]:
-    """The per-dataset settings of an agent (presets.json ``dataset_overrides``); later matches win."""
-    base = dataset_name.rsplit("/", 1)[-1].removesuffix(".npz")
-    fields: dict[str, Any] = {}
-    for pattern, values in load_presets()["dataset_overrides"].get(agent_name, []):
-        if fnmatch.fnmatch(base, pattern):
-            fields.update(values)
+def dataset_overrides(agent_name: str, dataset_name: str) -> dict[str, tuple[Any, str]]:
+    """An agent's per-dataset settings (presets.json ``dataset_overrides``; later matches win), each
+    with its source: ``{field: (value, source)}``."""
+    base = _settings_name(dataset_name)
+    fields: dict[str, tuple[Any, str]] = {}
+    for entry in load_presets()["dataset_overrides"].get(agent_name, []):
+        if fnmatch.fnmatch(base, entry["match"]):
+            for key, value in entry["set"].items():
+                fields[key] = (value, f"{entry['source']}; {entry['match']}")
     return fields
 
 
@@ -112,43 +161,76 @@ def make_config(
     preset: str | None = None,
     overrides: typing.Sequence[str] | dict[str, Any] = (),
     dataset: str = "",
+    env: str | None = None,
 ) -> RunConfig:
-    """Defaults, then the preset, then overrides (``"alpha=0.1"``, ``"train.steps=1000"``, or a dict)."""
+    """Defaults, then the preset, then overrides (``"alpha=0.1"``, ``"train.steps=1000"``, or a dict).
+
+    ``env`` is the OGBench dataset name the run is evaluated on and whose per-dataset settings it gets;
+    it defaults to ``dataset`` when that is a known name. ``preset=None`` picks the paper's preset for a
+    known name (see ``default_preset``) and none otherwise; ``preset="none"`` asks for the agent's defaults.
+    """
+    from mqe.data.names import is_known
+
     agent_cls = _agent_config_class(agent_name)
+    if env is None:
+        env = _settings_name(dataset) if dataset and is_known(_settings_name(dataset)) else ""
+    if preset is None:
+        preset = default_preset(env)
+    elif preset == NO_PRESET:
+        preset = None
+    settings_name = env  # per-dataset settings come from the name only, never from a file name
     agent_fields: dict[str, Any] = {}
     train_fields: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+
+    def put(fields: dict, section: str, values: dict, source: str) -> None:
+        for key, value in values.items():
+            fields[key] = value
+            sources[f"{section}.{key}"] = source
+
     if preset is not None:
         presets = load_presets()["presets"]
         if preset not in presets:
-            raise ConfigError(f"unknown preset {preset!r}; available: {', '.join(sorted(presets))}")
+            raise ConfigError(f"unknown preset {preset!r}; available: {', '.join(sorted(presets))}, "
+                              f"or {NO_PRESET!r} for the agent's defaults")
         entry = presets[preset]
         per_agent = entry.get("agents", {})
         if agent_name in per_agent:  # a preset may carry the same budget under each agent's field names
-            agent_fields.update(per_agent[agent_name])
+            put(agent_fields, "agent", per_agent[agent_name], f"preset {preset}")
         elif agent_name == "mqe" or not entry.get("agent"):
-            agent_fields.update(entry.get("agent", {}))
+            put(agent_fields, "agent", entry.get("agent", {}), f"preset {preset}")
         else:
             raise ConfigError(f"preset {preset!r} has no settings for agent {agent_name!r} "
                               f"(it covers: mqe{', ' if per_agent else ''}{', '.join(per_agent)})")
-        train_fields.update(entry.get("train", {}))
-        if entry.get("alpha_from_dataset") and dataset:
-            alpha = alpha_for_dataset(dataset)
-            if alpha is not None and agent_name == "mqe":
-                agent_fields["alpha"] = alpha
-        if entry.get("dataset_overrides") and dataset:
-            agent_fields.update(dataset_overrides(agent_name, dataset))
+        put(train_fields, "train", entry.get("train", {}), f"preset {preset}")
+        if entry.get("alpha_from_dataset") and settings_name and agent_name == "mqe":
+            found = _table3_row(settings_name)
+            if found is not None:
+                put(agent_fields, "agent", {"alpha": found[0]}, f"MQE paper Table 3; {found[1]}")
+        if entry.get("dataset_overrides") and settings_name:
+            for key, (value, source) in dataset_overrides(agent_name, settings_name).items():
+                put(agent_fields, "agent", {key: value}, source)
     items = overrides.items() if isinstance(overrides, dict) else (_split(o) for o in overrides)
     for key, raw in items:
         section, field = _resolve_key(key, agent_cls)
         target_cls = agent_cls if section == "agent" else TrainConfig
         value = _coerce(raw, _field_types(target_cls)[field], f"{section}.{field}")
-        (agent_fields if section == "agent" else train_fields)[field] = value
-    return RunConfig(
-        agent_name=agent_name,
-        agent=_build(agent_cls, agent_fields, "agent"),
-        train=_build(TrainConfig, train_fields, "train"),
-        dataset=dataset,
-    )
+        put(agent_fields if section == "agent" else train_fields, section, {field: value}, "--set")
+    agent = _build(agent_cls, agent_fields, "agent")
+    train = _build(TrainConfig, train_fields, "train")
+    changed = {}
+    for section, built, defaults in (("agent", agent, agent_cls()), ("train", train, TrainConfig())):
+        for f in dataclasses.fields(built):
+            value, default = getattr(built, f.name), getattr(defaults, f.name)
+            if value != default:
+                changed[f"{section}.{f.name}"] = {"default": _jsonable(default), "value": _jsonable(value),
+                                                  "source": sources.get(f"{section}.{f.name}", "?")}
+    return RunConfig(agent_name=agent_name, agent=agent, train=train, dataset=dataset, env=env,
+                     preset=preset or "", changed=changed)
+
+
+def _jsonable(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
 
 
 def _agent_config_class(name: str):

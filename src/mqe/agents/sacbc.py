@@ -43,7 +43,8 @@ class SACBCConfig:
     value_p_curgoal: float = 0.2  # value goals: current state
     value_p_trajgoal: float = 0.5  # value goals: uniform future state of the trajectory
     value_p_randomgoal: float = 0.3  # value goals: random dataset state
-    actor_p_randomgoal: float = 0.5  # actor goals: random state (else geometric future)
+    actor_p_randomgoal: float = 0.5  # actor goals: random state (else a future state of the trajectory)
+    actor_geom_sample: bool = True  # future actor goals: geometric (discount) if True, else uniform
     learning_rate: float = 3e-4  # Adam
 
     def __post_init__(self):
@@ -57,7 +58,7 @@ class SACBCConfig:
             batch_size=self.batch_size, discount=self.discount, value_p_curgoal=self.value_p_curgoal,
             value_p_trajgoal=self.value_p_trajgoal, value_p_randomgoal=self.value_p_randomgoal,
             value_geom_sample=False, actor_p_trajgoal=1.0 - self.actor_p_randomgoal,
-            actor_p_randomgoal=self.actor_p_randomgoal, actor_geom_sample=True, gc_negative=False,
+            actor_p_randomgoal=self.actor_p_randomgoal, actor_geom_sample=self.actor_geom_sample, gc_negative=False,
             nstep=self.nstep)
 
 
