@@ -1,6 +1,6 @@
 """mqe: Multistep Quasimetric Estimation for offline goal-conditioned RL (JAX)."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 def load(path):

@@ -15,7 +15,8 @@ from mqe.data.dataset import DatasetError
 def _common_train_args(parser: argparse.ArgumentParser, default_preset: str | None) -> None:
     parser.add_argument("--agent", default="mqe", help="agent name (default: mqe)")
     parser.add_argument("--preset", default=default_preset,
-                        help=f"hyperparameter preset ({', '.join(preset_names())}); default: {default_preset}")
+                        help=f"hyperparameter preset ({', '.join(preset_names())}, or none for the agent's "
+                             f"defaults); default: {default_preset or 'paper for an OGBench dataset name, else none'}")
     parser.add_argument("--steps", type=int, help="total gradient updates (overrides the preset)")
     parser.add_argument("--seed", type=int, help="the run's one seed (default 0)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -41,15 +42,43 @@ def _run_dir(args, dataset_label: str, seed: int) -> str:
     return os.path.join("runs", f"{dataset_label}-{args.agent}-s{seed}")
 
 
-def _resolve_training_data(args) -> tuple[str, str | None]:
-    """(train .npz path, OGBench dataset name or None) for --dataset: a file, or a name to resolve/generate."""
-    if args.dataset.endswith(".npz") or os.path.sep in args.dataset:
-        return args.dataset, None
-    from mqe.data.generate import GenerationError, recipe_for
-    from mqe.data.resolve import DatasetNotFound, resolve_dataset, search_dirs
+def _check_known(name: str, flag: str) -> None:
+    from mqe.data.names import is_known, known_names_text
 
+    if not is_known(name):
+        raise ConfigError(f"{flag} {name!r} is not a dataset name we know; the known names are:\n"
+                          f"{known_names_text()}\nFor your own data, pass the path of a .npz file "
+                          "(with --env NAME to evaluate it on an OGBench environment)")
+
+
+def _resolve_training_data(args) -> tuple[str, str]:
+    """(train .npz path, evaluation environment name or "") for --dataset and --env.
+
+    --dataset is a file path, or a known dataset name (found locally, downloaded, or for point mazes
+    generated). The environment is --env, else the dataset's name when it is a known one (a file named
+    like `mqe generate` names them counts)."""
+    from mqe.data.names import is_known
+
+    if args.env:
+        _check_known(args.env, "--env")
+    if args.dataset.endswith(".npz") or os.path.sep in args.dataset:
+        base = os.path.basename(args.dataset).removesuffix(".npz")
+        env = args.env or (base if is_known(base) else "")
+        if env and not args.env:
+            print(f"{args.dataset}: named like the OGBench dataset {base}; evaluating on it and using its "
+                  "settings (--env NAME to choose another)")
+        return args.dataset, env
+    from mqe.data.generate import GenerationError, recipe_for
+    from mqe.data.resolve import DatasetNotFound, find_dataset, resolve_dataset, search_dirs
+
+    if not is_known(args.dataset):
+        found = find_dataset(args.dataset, args.dataset_dir)
+        if found:  # a user's own file in a dataset directory, under its own name
+            return found[0], args.env or ""
+        _check_known(args.dataset, "--dataset")
+    env = args.env or args.dataset
     try:
-        return resolve_dataset(args.dataset, args.dataset_dir, download=not args.no_download)[0], args.dataset
+        return resolve_dataset(args.dataset, args.dataset_dir, download=not args.no_download)[0], env
     except DatasetNotFound as missing:
         # Only point mazes are generated on the spot (minutes); ant and manipulation sets take from
         # minutes to hours, so the error names the `mqe generate` command instead.
@@ -66,7 +95,7 @@ def _resolve_training_data(args) -> tuple[str, str | None]:
     train_path, _, stats = generate(args.dataset, target, seed=0, workers=os.cpu_count() or 1,
                                     progress=not args.no_progress)
     print("generated: " + ", ".join(f"{k} {v}" for k, v in stats.items()))
-    return train_path, args.dataset
+    return train_path, env
 
 
 def paper_eval_steps(total: int, every: int) -> list[int]:
@@ -118,17 +147,21 @@ def cmd_train(args) -> int:
     from mqe.data.dataset import Dataset
     from mqe.train import train
 
-    path, ogbench_name = _resolve_training_data(args)
+    path, env = _resolve_training_data(args)
     dataset = Dataset.load_npz(path)
-    label = ogbench_name or os.path.basename(path).removesuffix(".npz")
-    config = make_config(args.agent, args.preset, _overrides(args), dataset=ogbench_name or path)
+    named = not (args.dataset.endswith(".npz") or os.path.sep in args.dataset) and env == args.dataset
+    label = args.dataset if named else os.path.basename(path).removesuffix(".npz")
+    config = make_config(args.agent, args.preset, _overrides(args), dataset=args.dataset if named else path,
+                         env=env)
     run_dir = _run_dir(args, label, config.train.seed)
     print(f"dataset {path}: {dataset.size} rows, {dataset.num_trajectories} trajectories, "
           f"obs {dataset.observation_shape}, action_dim {dataset.action_dim}")
+    print(f"agent {config.agent_name}, preset {config.preset or 'none'}; values that differ from the "
+          f"agent's defaults:\n{config.describe_changes()}")
     print(f"run directory: {run_dir}")
     evaluator, eval_steps, evaluations = None, None, {}
-    if ogbench_name is not None and args.eval_episodes > 0:
-        inner = _make_ogbench_evaluator(ogbench_name, args.eval_episodes, not args.no_progress,
+    if env and args.eval_episodes > 0:
+        inner = _make_ogbench_evaluator(env, args.eval_episodes, not args.no_progress,
                                         args.eval_workers)
         eval_steps = paper_eval_steps(config.train.steps, config.train.updates_per_call)
 
@@ -156,10 +189,12 @@ def cmd_eval(args) -> int:
     from mqe.evaluation import write_results
 
     model = load(args.run)
-    name = model.config.dataset
-    if not name or name.endswith(".npz"):
-        print(f"mqe: error: {args.run} was trained on {name!r}, not an OGBench dataset name; "
-              "nothing to evaluate in", file=sys.stderr)
+    name = args.env or model.config.env
+    if args.env:
+        _check_known(args.env, "--env")
+    if not name:
+        print(f"mqe: error: {args.run} was trained on {model.config.dataset!r} with no evaluation environment; "
+              "pass --env NAME (an OGBench dataset name) to evaluate it", file=sys.stderr)
         return 2
     evaluator = _make_ogbench_evaluator(name, args.episodes, not args.no_progress, args.eval_workers)
     result = evaluator(model.agent)
@@ -347,8 +382,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a .npz file in OGBench's layout, or an OGBench dataset name (found, downloaded or generated)")
     p.add_argument("--dataset-dir", help="where OGBench datasets live (default: $MQE_DATASET_DIR, ~/.ogbench/data)")
     p.add_argument("--no-download", action="store_true", help="never try OGBench's download server")
+    p.add_argument("--env", help="the OGBench dataset name whose environment evaluates the run and whose "
+                                 "per-dataset settings it gets (default: --dataset when it is such a name)")
     p.add_argument("--eval-episodes", type=int, default=50,
-                   help="episodes per task at each evaluation (OGBench names only; 0 = no evaluation)")
+                   help="episodes per task at each evaluation (when there is an environment; 0 = no evaluation)")
     p.add_argument("--eval-workers", type=int, default=os.cpu_count() or 1,
                    help="processes that step the evaluation environments (default: one per CPU core; 0 = in this process)")
     _common_train_args(p, default_preset=None)
@@ -356,6 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="re-evaluate a saved run (its newest checkpoint) on its OGBench environment")
     p.add_argument("run", help="run directory or checkpoint file")
+    p.add_argument("--env", help="evaluate on this OGBench dataset's environment (default: the run's own)")
     p.add_argument("--episodes", type=int, default=50, help="episodes per task")
     p.add_argument("--eval-workers", type=int, default=os.cpu_count() or 1,
                    help="processes that step the evaluation environments (default: one per CPU core; 0 = in this process)")

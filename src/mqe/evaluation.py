@@ -10,6 +10,7 @@ many processes, because on CPU the physics, not the policy, is the cost of a bat
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -25,21 +26,61 @@ PolicyFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 Job = tuple[int, int]  # (task id, reset seed)
 
 
+class _OwnGlobalRandom:
+    """Runs a call with numpy's global random state replaced by one copy's own, then puts it back.
+
+    OGBench draws from numpy's global generator in places: the maze's start and goal noise at reset,
+    the teleporter's exit at a step. Shared by all copies of a process, that stream makes an episode's
+    outcome depend on which other episodes ran in the same process, and in what order (seen: one
+    checkpoint gave 0.36-0.50 on pointmaze-medium-navigate over five evaluations with the same seeds).
+    Each copy gets its own stream, seeded by its episode's reset seed."""
+
+    def __init__(self):
+        self.state = None
+
+    def seed(self, seed: int) -> None:
+        self.state = np.random.RandomState(seed).get_state()
+
+    def __call__(self, fn, *args, **kwargs):
+        saved = np.random.get_state()
+        np.random.set_state(self.state)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            self.state = np.random.get_state()
+            np.random.set_state(saved)
+
+
+def _steps_draw_global_random(env) -> bool:
+    """Whether OGBench's step reads numpy's global generator (only the teleport maze does); swapping
+    the global state costs ~0.3 ms, so it is done per step only where a step needs it."""
+    return getattr(env, "_teleport_info", None) is not None
+
+
 class EnvGroup:
     """Environment copies stepped in this process. Steps the bare environments and counts the time
     limit itself: gymnasium's wrapper stack costs ~20% of a point-maze step, and nothing in it matters
-    here."""
+    here.
+
+    An episode's outcome depends on its (task, reset seed) and the policy only: the reset seed seeds the
+    environment's generator, its action space (OGBench's resets take a few random actions) and the
+    copy's own numpy global stream (see ``_OwnGlobalRandom``), so the same job gives the same episode
+    whichever copy, process or batch runs it."""
 
     def __init__(self, env_fn: Callable[[], object], size: int):
         self._wrapped = [env_fn() for _ in range(size)]
         self.envs = [env.unwrapped for env in self._wrapped]
+        self._random = [_OwnGlobalRandom() for _ in self.envs]
+        self._step_random = [_steps_draw_global_random(env) for env in self.envs]
         spec = self._wrapped[0].spec
         self.limit = spec.max_episode_steps if spec is not None else None
 
     def reset(self, jobs: Sequence[Job]) -> tuple[np.ndarray, np.ndarray]:
         obs, goals = [], []
-        for env, (task, seed) in zip(self.envs, jobs):
-            ob, info = env.reset(seed=seed, options=dict(task_id=task, render_goal=False))
+        for env, own, (task, seed) in zip(self.envs, self._random, jobs):
+            own.seed(seed)
+            env.action_space.seed(seed)
+            ob, info = own(env.reset, seed=seed, options=dict(task_id=task, render_goal=False))
             obs.append(ob)
             goals.append(info["goal"])
         return np.stack(obs), np.stack(goals)
@@ -49,7 +90,8 @@ class EnvGroup:
         obs, terminated, success = [], np.zeros(len(active), bool), np.zeros(len(active))
         for i, env in enumerate(self.envs[:len(active)]):
             if active[i]:
-                ob, _, term, _, info = env.step(actions[i])
+                step = functools.partial(self._random[i], env.step) if self._step_random[i] else env.step
+                ob, _, term, _, info = step(actions[i])
                 terminated[i], success[i] = term, float(info.get("success", 0.0))
                 obs.append(ob)
             else:
@@ -128,7 +170,27 @@ def evaluate(policy: PolicyFn, env_fn: Callable[[], object], *, episodes_per_tas
     the environment (it must pickle when ``workers > 0``, e.g. ``functools.partial(make_env, name)``).
     ``batch=False`` runs the same episodes one at a time (the reference the batched evaluator is
     benchmarked against). ``video_dir`` records the first episode of each task, replayed afterwards.
+    The same policy and seed give the same episodes for any ``workers`` and ``batch``
+    (``evaluate_episodes`` returns them one by one).
     """
+    return summarize(evaluate_episodes(policy, env_fn, episodes_per_task=episodes_per_task, num_tasks=num_tasks,
+                                       seed=seed, batch=batch, workers=workers, progress=progress,
+                                       video_dir=video_dir))
+
+
+def summarize(successes: np.ndarray) -> dict[str, float]:
+    """``{"task1": rate, ..., "overall": mean of the task rates}`` from (num_tasks, episodes) outcomes."""
+    per_task = np.asarray(successes, dtype=np.float64).mean(axis=1)
+    result = {f"task{t + 1}": float(s) for t, s in enumerate(per_task)}
+    result["overall"] = float(per_task.mean())
+    return result
+
+
+def evaluate_episodes(policy: PolicyFn, env_fn: Callable[[], object], *, episodes_per_task: int = 50,
+                      num_tasks: int = 5, seed: int = 0, batch: bool = True, workers: int = 0,
+                      progress: bool = False, video_dir: str | None = None) -> np.ndarray:
+    """Every episode's success (0 or 1), shape (num_tasks, episodes_per_task); episode k of task t
+    resets with seed ``seed + 1000 t + k``. Arguments as ``evaluate``."""
     jobs = [(task, seed + 1000 * task + k) for task in range(1, num_tasks + 1) for k in range(episodes_per_task)]
     width = len(jobs) if batch else 1
     group = WorkerGroups(env_fn, width, workers) if workers > 0 and width > 1 else EnvGroup(env_fn, width)
@@ -144,10 +206,7 @@ def evaluate(policy: PolicyFn, env_fn: Callable[[], object], *, episodes_per_tas
         group.close()
     if video_dir is not None:
         _record_videos(policy, env_fn, [(task, seed + 1000 * task) for task in range(1, num_tasks + 1)], video_dir)
-    per_task = successes.reshape(num_tasks, episodes_per_task).mean(axis=1)
-    result = {f"task{t + 1}": float(s) for t, s in enumerate(per_task)}
-    result["overall"] = float(per_task.mean())
-    return result
+    return successes.reshape(num_tasks, episodes_per_task)
 
 
 def _run_episodes(policy: PolicyFn, group, obs: np.ndarray, goals: np.ndarray, bar) -> np.ndarray:

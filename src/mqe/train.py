@@ -100,6 +100,9 @@ def train(
     if misaligned:
         raise ConfigError(f"evaluation steps {misaligned} are not multiples of train.updates_per_call")
     ckpt_dir = os.path.join(run_dir, "checkpoints")
+    config = dataclasses.replace(config, dataset=config.dataset or dataset.source,
+                                 dataset_fingerprint=dataset.fingerprint)
+    _check_same_data(run_dir, config)
     os.makedirs(run_dir, exist_ok=True)
     agent, key = initial_state(config, dataset)
     step = 0
@@ -197,6 +200,23 @@ def _window_mean(window: list[tuple[dict[str, Any], int]]) -> dict[str, float]:
     return {k: float(np.average([float(m[k]) for m in fetched], weights=weights)) for k in keys}
 
 
+def _check_same_data(run_dir: str, config: RunConfig) -> None:
+    """A run directory belongs to one dataset: refuse to continue it on other data (its logs,
+    checkpoints and config.json would then describe a run that never happened)."""
+    path = os.path.join(run_dir, "config.json")
+    if not os.path.exists(path):
+        return
+    with open(path) as f:
+        saved = json.load(f)
+    before = saved.get("dataset_fingerprint", "")
+    if before and before != config.dataset_fingerprint:
+        raise ConfigError(
+            f"{run_dir} was trained on {saved.get('dataset', '?')!r} (fingerprint {before}); "
+            f"refusing to continue it on {config.dataset!r} (fingerprint {config.dataset_fingerprint}). "
+            "Use a new --run-dir for other data."
+        )
+
+
 def _check_resumable(saved: RunConfig, requested: RunConfig, path: str) -> None:
     a, b = saved.to_dict(), requested.to_dict()
     diffs = [f"agent.{k}: {a['agent'][k]!r} -> {b['agent'].get(k)!r}" for k in a["agent"]
@@ -205,6 +225,9 @@ def _check_resumable(saved: RunConfig, requested: RunConfig, path: str) -> None:
               if k not in RESUMABLE_CHANGES and a["train"][k] != b["train"].get(k)]
     if a["agent_name"] != b["agent_name"]:
         diffs.append(f"agent_name: {a['agent_name']!r} -> {b['agent_name']!r}")
+    if a["dataset_fingerprint"] and a["dataset_fingerprint"] != b["dataset_fingerprint"]:
+        diffs.append(f"dataset: {a['dataset']!r} ({a['dataset_fingerprint']}) -> "
+                     f"{b['dataset']!r} ({b['dataset_fingerprint']})")
     if diffs:
         raise ConfigError(
             f"cannot resume from {path}: the config differs in " + "; ".join(diffs)

@@ -35,7 +35,9 @@ key, and what was expected versus found.
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from typing import Any
@@ -91,6 +93,30 @@ def _check_finite(source: str, key: str, arr: np.ndarray) -> None:
         values = arr[row].reshape(-1)
         first = values[~np.isfinite(values)][0]
         raise _fail(source, key, f"has a non-finite value ({first}) at row {row}; expected only finite values")
+
+
+class DatasetWarning(UserWarning):
+    """Data that loads but is probably not what the user meant."""
+
+
+def _warn_outside_unit_box(source: str, actions: np.ndarray) -> None:
+    """OGBench's actions lie in [-1, 1] (its generators clip them; the agents' policies are squashed or
+    clipped to that box), so values outside it cannot be imitated: say how many there are."""
+    step = _chunk_rows(actions)
+    outside_rows = outside_values = 0
+    largest = 0.0
+    for lo in range(0, actions.shape[0], step):
+        mag = np.abs(actions[lo:lo + step])
+        bad = mag > 1.0
+        if bad.any():
+            outside_values += int(bad.sum())
+            outside_rows += int(bad.any(axis=1).sum())
+            largest = max(largest, float(mag.max()))
+    if outside_values:
+        warnings.warn(
+            f"{source}: 'actions' has {outside_values} values in {outside_rows} of {actions.shape[0]} rows outside "
+            f"[-1, 1] (largest |a| = {largest:.4g}); OGBench's actions lie in [-1, 1] and the policies act in "
+            "that box, so rescale the actions or clip them", DatasetWarning, stacklevel=4)
 
 
 def _as_array(source: str, key: str, value: Any) -> np.ndarray:
@@ -172,6 +198,18 @@ class Dataset:
     final_index: np.ndarray  # (N,) int32, last row of row t's trajectory
     extras: dict[str, np.ndarray] = field(default_factory=dict)
     source: str = "<arrays>"
+    file_fingerprint: str = ""  # the loaded file's content fingerprint (load_npz); "" for in-memory data
+
+    @property
+    def fingerprint(self) -> str:
+        """What identifies this data in a run's config: the file's fingerprint (``mqe.data.fingerprint``),
+        or a hash of the arrays for data built in memory."""
+        if self.file_fingerprint:
+            return self.file_fingerprint
+        from mqe.data.fingerprint import fingerprint_arrays
+
+        return fingerprint_arrays({"observations": self.observations, "actions": self.actions,
+                                   "terminals": self.terminals, **self.extras})
 
     # ------------------------------------------------------------------ info
     @property
@@ -273,6 +311,7 @@ class Dataset:
 
         _check_finite(src, "observations", obs)
         _check_finite(src, "actions", act)
+        _warn_outside_unit_box(src, act)
         if next_obs is not None:
             _check_finite(src, "next_observations", next_obs)
         for key, arr in ext.items():
@@ -349,7 +388,9 @@ class Dataset:
         terminals = arrays.pop("terminals")
         valids = arrays.pop("valids", None)
         next_observations = arrays.pop("next_observations", None)
-        return cls.from_arrays(
+        from mqe.data.fingerprint import fingerprint_file
+
+        dataset = cls.from_arrays(
             observations,
             actions,
             terminals,
@@ -358,6 +399,7 @@ class Dataset:
             source=src,
             **arrays,
         )
+        return dataclasses.replace(dataset, file_fingerprint=fingerprint_file(src))
 
     # ----------------------------------------------------------------- saving
     def save_npz(self, path: str | os.PathLike, *, compress: bool = False) -> None:

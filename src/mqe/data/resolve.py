@@ -68,7 +68,13 @@ def resolve_dataset(name: str, dataset_dir: str | None = None, download: bool = 
         except Exception as exc:  # the server is often unreachable; any failure leads to the advice
             reason = f"OGBench's download failed ({type(exc).__name__}: {exc})"
     searched = ", ".join(search_dirs(dataset_dir))
+    from mqe.data.generate import GenerationError, recipe_for
+
+    try:
+        recipe_for(name)
+        advice = f"Generate it offline with:\n    {generate_command(name, dataset_dir)}"
+    except GenerationError as exc:  # a name we know but cannot make here: say why, not a failing command
+        advice = f"It cannot be generated here: {exc}"
     raise DatasetNotFound(
-        f"dataset {name!r}: {name}.npz and {name}-val.npz are in none of [{searched}]; {reason}. "
-        f"Generate it offline with:\n    {generate_command(name, dataset_dir)}"
+        f"dataset {name!r}: {name}.npz and {name}-val.npz are in none of [{searched}]; {reason}. {advice}"
     )

@@ -1,0 +1,54 @@
+"""One checkpoint, one seed: the same episodes, observation for observation, however the evaluation is run
+(again, in this process, in one worker process or in several)."""
+
+import functools
+
+import numpy as np
+import pytest
+
+pytest.importorskip("ogbench")
+
+import mqe  # noqa: E402
+from mqe.cli import main  # noqa: E402
+from mqe.data.generate import generate  # noqa: E402
+from mqe.envs.ogbench_envs import make_env  # noqa: E402
+from mqe.evaluation import evaluate_episodes  # noqa: E402
+
+NAME = "pointmaze-medium-navigate-v0"
+TINY = ["--set", "batch_size=32", "--set", "latent_dim=32", "--set", "encoder_hidden_dims=32,32",
+        "--set", "actor_hidden_dims=32,32", "--set", "train.updates_per_call=50"]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    root = tmp_path_factory.mktemp("determinism")
+    generate(NAME, str(root / "data"), num_episodes=3, progress=False)
+    run = root / "run"
+    assert main(["train", "--dataset", NAME, "--dataset-dir", str(root / "data"), "--no-download",
+                 "--steps", "100", "--eval-episodes", "0", "--run-dir", str(run), "--no-progress", *TINY]) == 0
+    return mqe.load(run)
+
+
+def _recorded(model, **kwargs):
+    """Every episode's success and the exact observations the policy was shown, step by step."""
+    seen = []
+
+    def policy(obs, goals):
+        seen.append(np.array(obs, copy=True))
+        return model.act(obs, goals)
+
+    successes = evaluate_episodes(policy, functools.partial(make_env, NAME), episodes_per_task=2, **kwargs)
+    return successes, seen
+
+
+def test_same_checkpoint_same_seed_same_episodes_with_one_worker_or_several(checkpoint):
+    successes, seen = _recorded(checkpoint)
+    for kwargs in ({}, {"workers": 1}, {"workers": 2}):
+        again, seen_again = _recorded(checkpoint, **kwargs)
+        np.testing.assert_array_equal(again, successes)
+        assert len(seen_again) == len(seen)
+        for step, (a, b) in enumerate(zip(seen, seen_again)):
+            np.testing.assert_array_equal(a, b, err_msg=f"observations differ at step {step} with {kwargs}")
+    # Another seed is another set of starts (the noise really is seeded, not switched off).
+    _, other = _recorded(checkpoint, seed=1)
+    assert not np.array_equal(other[0], seen[0])
