@@ -104,3 +104,36 @@ def test_a_dataset_name_gets_the_paper_settings_without_asking(agent, dataset):
     assert make_config(agent, dataset=dataset) == make_config(agent, "paper", dataset=dataset)
     assert make_config(agent, "none", dataset=dataset).agent == make_config(agent).agent
     assert make_config(agent, dataset=dataset).preset == "paper"
+
+
+@pytest.mark.parametrize("agent", ["cmd", "tmd"])
+def test_cmd_and_tmd_take_crls_cells(agent):
+    """The CMD/TMD release publishes no per-dataset settings: ours are CRL's OGBench cells (an assumption,
+    named in presets.json), field for field."""
+    for dataset in STATE_DATASETS + sorted(COLOSSAL):
+        assert resolved(agent, dataset) == resolved("crl", dataset), dataset
+
+
+HORIZON = json.loads((DATA / "horizon_reduction_sacbc.json").read_text())
+# How the 1B-data runs carry over to OGBench-size datasets (presets.json says the same): by family; the
+# humanoid run's actor-goal flags only to navigate sets (stitch data needs OGBench's random actor goals).
+SACBC_FAMILY = {"cube-": "cube-octuple-play", "puzzle-": "puzzle-4x5-play", "humanoidmaze-": "humanoidmaze-giant-navigate"}
+GOAL_FLAGS = ("actor_p_trajgoal", "actor_p_randomgoal", "actor_geom_sample")
+
+
+def test_sacbc_follows_the_horizon_reduction_runs():
+    assert HORIZON["runs"]["puzzle-4x5-play"] == HORIZON["runs"]["puzzle-4x6-play"]
+    for dataset in STATE_DATASETS + sorted(COLOSSAL):
+        expected = dict(HORIZON["defaults"])
+        family = next((run for prefix, run in SACBC_FAMILY.items() if dataset.startswith(prefix)), None)
+        if family is not None:
+            flags = HORIZON["runs"][family]
+            if family.startswith("humanoidmaze") and "-navigate-" not in dataset:
+                flags = {k: v for k, v in flags.items() if k not in GOAL_FLAGS}
+            expected.update(flags)
+        config = make_config("sacbc", "paper", dataset=dataset).agent
+        sampler = config.sampler()
+        got = {"alpha": config.alpha, "subgoal_steps": config.nstep, "q_agg": config.q_aggregation,
+               "discount": config.discount, "actor_p_trajgoal": sampler.actor_p_trajgoal,
+               "actor_p_randomgoal": sampler.actor_p_randomgoal, "actor_geom_sample": sampler.actor_geom_sample}
+        assert got == expected, dataset

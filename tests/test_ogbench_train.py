@@ -49,3 +49,25 @@ def test_missing_dataset_that_cannot_be_generated(tmp_path, capsys):
     argv = ["train", "--dataset", "cube-double-play-v0", "--dataset-dir", str(tmp_path), "--no-download"]
     assert main(argv) == 2
     assert "mqe generate cube-double-play-v0" in capsys.readouterr().err
+
+
+def test_a_file_with_env_is_evaluated_like_the_name(tmp_path, capsys):
+    data = tmp_path / "data"
+    train_path, _, _ = generate(NAME, str(data), num_episodes=2, progress=False)
+    mine = tmp_path / "mine.npz"
+    os.rename(train_path, mine)
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", str(mine), "--env", NAME, "--steps", "40", "--eval-episodes", "1",
+                 "--run-dir", str(run), "--no-progress", *TINY]) == 0
+    out = capsys.readouterr().out
+    assert f"evaluated on {NAME}" in out and "success rate:" in out
+    assert json.load(open(run / "final_eval.json"))["evaluated_at"] == [40]
+    config = json.load(open(run / "config.json"))
+    assert config["dataset"] == str(mine) and config["env"] == NAME and config["preset"] == "paper"
+    assert main(["eval", str(run), "--episodes", "1", "--no-progress"]) == 0  # the run's own environment
+
+
+def test_unknown_name_is_refused_before_any_search(tmp_path, capsys):
+    argv = ["train", "--dataset", "pointmaze-medium-navigate-v1", "--dataset-dir", str(tmp_path), "--no-download"]
+    assert main(argv) == 2
+    assert "not a dataset name we know" in capsys.readouterr().err

@@ -115,3 +115,13 @@ def test_a_file_with_env_gets_the_names_settings_and_preset_none_the_defaults(tm
     assert main(argv + ["--preset", "none", "--run-dir", run3]) == 0
     none = json.load(open(os.path.join(run3, "config.json")))
     assert none["preset"] == "" and none["agent"]["alpha"] == 0.003 and none["env"] == "antmaze-large-explore-v0"
+
+
+def test_config_command_prints_settings_with_sources(capsys):
+    assert main(["config", "--agent", "hiql", "--dataset", "antmaze-medium-explore-v0"]) == 0
+    out = capsys.readouterr().out
+    assert "preset paper" in out
+    assert "agent.high_alpha = 10.0 (default 3.0; OGBench impls/hyperparameters.sh; *-explore-*)" in out
+    assert main(["config", "--agent", "hiql", "--dataset", "antmaze-medium-explore-v0", "--preset", "none"]) == 0
+    assert "(none: every value is the agent's default)" in capsys.readouterr().out
+    assert main(["config", "--dataset", "foo-v0"]) == 2

@@ -1,4 +1,4 @@
-"""The ``mqe`` command line: ``train``, ``eval``, ``generate``, ``demo``, ``presets``."""
+"""The ``mqe`` command line: ``train``, ``config``, ``eval``, ``generate``, ``demo``, ``expert``, ``agents``, ``presets``."""
 
 from __future__ import annotations
 
@@ -156,8 +156,7 @@ def cmd_train(args) -> int:
     run_dir = _run_dir(args, label, config.train.seed)
     print(f"dataset {path}: {dataset.size} rows, {dataset.num_trajectories} trajectories, "
           f"obs {dataset.observation_shape}, action_dim {dataset.action_dim}")
-    print(f"agent {config.agent_name}, preset {config.preset or 'none'}; values that differ from the "
-          f"agent's defaults:\n{config.describe_changes()}")
+    print(_settings_header(config))
     print(f"run directory: {run_dir}")
     evaluator, eval_steps, evaluations = None, None, {}
     if env and args.eval_episodes > 0:
@@ -181,6 +180,29 @@ def cmd_train(args) -> int:
         print(f"success at steps {evaluated_at} (mean, the paper's way): "
               + ", ".join(f"{k} {v:.1%}" for k, v in tasks.items()))
         print(f"success rate: {final['overall']:.1%}")
+    return 0
+
+
+def _settings_header(config) -> str:
+    return (f"agent {config.agent_name}, preset {config.preset or 'none'}"
+            + (f", evaluated on {config.env}" if config.env else "")
+            + f"; values that differ from the agent's defaults:\n{config.describe_changes()}")
+
+
+def cmd_config(args) -> int:
+    """The config a `mqe train` with the same flags would use, without loading data or training."""
+    from mqe.data.names import base_name, is_known
+
+    if args.env:
+        _check_known(args.env, "--env")
+    is_file = bool(args.dataset) and (args.dataset.endswith(".npz") or os.path.sep in args.dataset)
+    if args.dataset and not is_file:
+        _check_known(args.dataset, "--dataset")
+    env = args.env or (base_name(args.dataset) if args.dataset and not is_file else "")
+    config = make_config(args.agent, args.preset, _overrides(args), dataset=args.dataset or "", env=env)
+    print(_settings_header(config))
+    if args.verbose:
+        print(json.dumps({k: v for k, v in config.to_dict().items() if k != "changed_from_defaults"}, indent=2))
     return 0
 
 
@@ -390,6 +412,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="processes that step the evaluation environments (default: one per CPU core; 0 = in this process)")
     _common_train_args(p, default_preset=None)
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("config", help="print the settings a run would get (per-dataset values with their sources)")
+    p.add_argument("--agent", default="mqe", help="agent name (default: mqe)")
+    p.add_argument("--dataset", help="a dataset name (its per-dataset settings and the paper's preset apply)")
+    p.add_argument("--env", help="the OGBench dataset name whose settings apply (default: --dataset)")
+    p.add_argument("--preset", help="a preset, or none for the agent's defaults (default: paper for a dataset name)")
+    p.add_argument("--steps", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("-v", "--verbose", action="store_true", help="also print the whole resolved config")
+    p.set_defaults(func=cmd_config)
 
     p = sub.add_parser("eval", help="re-evaluate a saved run (its newest checkpoint) on its OGBench environment")
     p.add_argument("run", help="run directory or checkpoint file")
