@@ -52,3 +52,20 @@ def test_same_checkpoint_same_seed_same_episodes_with_one_worker_or_several(chec
     # Another seed is another set of starts (the noise really is seeded, not switched off).
     _, other = _recorded(checkpoint, seed=1)
     assert not np.array_equal(other[0], seen[0])
+
+
+def test_mqe_eval_twice_writes_the_same_episodes(checkpoint, tmp_path):
+    import json
+    import os
+
+    run = os.path.dirname(os.path.dirname(checkpoint.path))
+    results = []
+    for workers, name in ((0, "a.json"), (2, "b.json")):
+        out = str(tmp_path / name)
+        assert main(["eval", run, "--episodes", "2", "--eval-workers", str(workers), "--out", out,
+                     "--no-progress"]) == 0
+        results.append(json.load(open(out)))
+    a, b = results
+    assert a["episodes"] == b["episodes"] and len(a["episodes"]) == 5 and len(a["episodes"][0]) == 2
+    assert a["env"] == NAME and a["seed"] == 0
+    assert {k: a[k] for k in a if k.startswith("task")} == {k: b[k] for k in b if k.startswith("task")}

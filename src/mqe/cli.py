@@ -105,20 +105,22 @@ def paper_eval_steps(total: int, every: int) -> list[int]:
     return [min(s, total) for s in steps]
 
 
-def _make_ogbench_evaluator(name: str, episodes: int, progress: bool, workers: int):
+def _make_ogbench_evaluator(name: str, episodes: int, progress: bool, workers: int, seed: int = 0):
+    """``evaluator(agent) -> (rates, per-episode successes (tasks, episodes))`` on a dataset's environment."""
     import functools
 
     import jax
     import numpy as np
 
     from mqe.envs.ogbench_envs import make_env
-    from mqe.evaluation import evaluate
+    from mqe.evaluation import evaluate_episodes, summarize
 
     def evaluator(agent):
         act = jax.jit(agent.sample_actions)
         policy = lambda o, g: np.asarray(act(np.asarray(o, np.float32), np.asarray(g, np.float32)))
-        return evaluate(policy, functools.partial(make_env, name), episodes_per_task=episodes,
-                        workers=workers, progress=progress)
+        outcomes = evaluate_episodes(policy, functools.partial(make_env, name), episodes_per_task=episodes,
+                                     workers=workers, progress=progress, seed=seed)
+        return summarize(outcomes), outcomes
 
     return evaluator
 
@@ -165,7 +167,7 @@ def cmd_train(args) -> int:
         eval_steps = paper_eval_steps(config.train.steps, config.train.updates_per_call)
 
         def evaluator(agent):
-            result = inner(agent)
+            result, _ = inner(agent)
             evaluations[int(agent.step)] = result
             return result
 
@@ -218,11 +220,12 @@ def cmd_eval(args) -> int:
         print(f"mqe: error: {args.run} was trained on {model.config.dataset!r} with no evaluation environment; "
               "pass --env NAME (an OGBench dataset name) to evaluate it", file=sys.stderr)
         return 2
-    evaluator = _make_ogbench_evaluator(name, args.episodes, not args.no_progress, args.eval_workers)
-    result = evaluator(model.agent)
+    evaluator = _make_ogbench_evaluator(name, args.episodes, not args.no_progress, args.eval_workers, args.seed)
+    result, outcomes = evaluator(model.agent)
     run_dir = args.run if os.path.isdir(args.run) else os.path.dirname(os.path.dirname(model.path))
-    out = os.path.join(run_dir, f"reeval_{model.step}.json")
-    write_results(out, model.step, result, episodes_per_task=args.episodes)
+    out = args.out or os.path.join(run_dir, f"reeval_{model.step}.json")
+    write_results(out, model.step, result, env=name, seed=args.seed, episodes_per_task=args.episodes,
+                  episodes=outcomes.astype(int).tolist())
     print(", ".join(f"{k} {v:.1%}" for k, v in result.items() if k != "overall"))
     print(f"success rate: {result['overall']:.1%} (step {model.step}; written to {out})")
     return 0
@@ -428,6 +431,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="run directory or checkpoint file")
     p.add_argument("--env", help="evaluate on this OGBench dataset's environment (default: the run's own)")
     p.add_argument("--episodes", type=int, default=50, help="episodes per task")
+    p.add_argument("--seed", type=int, default=0,
+                   help="evaluation seed: episode k of task t resets with seed + 1000 t + k (default 0)")
+    p.add_argument("--out", help="where the results go (default: RUN/reeval_<step>.json); they include every "
+                                 "episode's success")
     p.add_argument("--eval-workers", type=int, default=os.cpu_count() or 1,
                    help="processes that step the evaluation environments (default: one per CPU core; 0 = in this process)")
     p.add_argument("--no-progress", action="store_true")
