@@ -11,6 +11,7 @@ many processes, because on CPU the physics, not the policy, is the cost of a bat
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import os
 import time
@@ -51,6 +52,21 @@ class _OwnGlobalRandom:
             np.random.set_state(saved)
 
 
+def _pin_action_space(env) -> None:
+    """Makes ``env.action_space`` one object, so that seeding it sticks.
+
+    OGBench's manipulation environments build a new ``Box`` on every access of ``action_space`` (a
+    property), and each new Box seeds itself from the OS: the random actions their resets take to let
+    the scene settle (which shape the goal observation) could not be reproduced. The copy's class is
+    swapped for a subclass whose ``action_space`` returns one fixed Box; nothing else changes."""
+    cls = type(env)
+    if not isinstance(inspect.getattr_static(cls, "action_space", None), property):
+        return
+    space = env.action_space
+    env.__class__ = type(cls.__name__, (cls,), {"action_space": property(lambda self: space),
+                                                "__module__": cls.__module__})
+
+
 def _steps_draw_global_random(env) -> bool:
     """Whether OGBench's step reads numpy's global generator (only the teleport maze does); swapping
     the global state costs ~0.3 ms, so it is done per step only where a step needs it."""
@@ -63,13 +79,15 @@ class EnvGroup:
     here.
 
     An episode's outcome depends on its (task, reset seed) and the policy only: the reset seed seeds the
-    environment's generator, its action space (OGBench's resets take a few random actions) and the
-    copy's own numpy global stream (see ``_OwnGlobalRandom``), so the same job gives the same episode
+    environment's generator, its action space (OGBench's resets take a few random actions; see
+    ``_pin_action_space``) and the copy's own numpy global stream (see ``_OwnGlobalRandom``), so the same job gives the same episode
     whichever copy, process or batch runs it."""
 
     def __init__(self, env_fn: Callable[[], object], size: int):
         self._wrapped = [env_fn() for _ in range(size)]
         self.envs = [env.unwrapped for env in self._wrapped]
+        for env in self.envs:
+            _pin_action_space(env)
         self._random = [_OwnGlobalRandom() for _ in self.envs]
         self._step_random = [_steps_draw_global_random(env) for env in self.envs]
         spec = self._wrapped[0].spec
