@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import warnings
 
 from mqe.checkpoint import CheckpointError
 from mqe.config import ConfigError, load_presets, make_config, preset_names
@@ -495,10 +496,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"mqe: warning: {message}", file=sys.stderr if file is None else file)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning  # one line, no source excerpt (restored on exit)
+            return args.func(args)
     except (ConfigError, DatasetError, CheckpointError, FileNotFoundError) as exc:
         print(f"mqe: error: {exc}", file=sys.stderr)
         return 2
