@@ -194,7 +194,7 @@ def _settings_header(config) -> str:
 
 def cmd_config(args) -> int:
     """The config a `mqe train` with the same flags would use, without loading data or training."""
-    from mqe.data.names import base_name, is_known
+    from mqe.data.names import base_name
 
     if args.env:
         _check_known(args.env, "--env")
