@@ -86,7 +86,8 @@ def test_ant_and_manipulation_episodes_repeat_exactly(name):
             seen.append(np.array(obs, copy=True))
             return np.tanh(np.concatenate([obs, goals], axis=1) @ weights)
 
-        evaluate_episodes(policy, functools.partial(make_env, name), episodes_per_task=1, workers=workers)
+        evaluate_episodes(policy, functools.partial(make_env, name), episodes_per_task=1, num_tasks=2,
+                          workers=workers)
         return np.stack(seen)
 
     first = run(0)
