@@ -32,7 +32,7 @@ class _OwnGlobalRandom:
 
     OGBench draws from numpy's global generator in places: the maze's start and goal noise at reset,
     the teleporter's exit at a step. Shared by all copies of a process, that stream makes an episode's
-    outcome depend on which other episodes ran in the same process, and in what order (seen: one
+    outcome depend on which other episodes ran in the same process, and in what order (reported: one
     checkpoint gave 0.36-0.50 on pointmaze-medium-navigate over five evaluations with the same seeds).
     Each copy gets its own stream, seeded by its episode's reset seed."""
 
@@ -80,8 +80,8 @@ class EnvGroup:
 
     An episode's outcome depends on its (task, reset seed) and the policy only: the reset seed seeds the
     environment's generator, its action space (OGBench's resets take a few random actions; see
-    ``_pin_action_space``) and the copy's own numpy global stream (see ``_OwnGlobalRandom``), so the same job gives the same episode
-    whichever copy, process or batch runs it."""
+    ``_pin_action_space``) and the copy's own numpy global stream (see ``_OwnGlobalRandom``), so the same
+    job gives the same episode whichever copy, process or batch runs it."""
 
     def __init__(self, env_fn: Callable[[], object], size: int):
         self._wrapped = [env_fn() for _ in range(size)]
