@@ -1,4 +1,5 @@
-"""The ``mqe`` command line: ``train``, ``config``, ``eval``, ``generate``, ``demo``, ``expert``, ``agents``, ``presets``."""
+"""The ``mqe`` command line: ``train``, ``config``, ``eval``, ``generate``, ``demo``, ``expert``, ``agents``,
+``presets``."""
 
 from __future__ import annotations
 
