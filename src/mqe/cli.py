@@ -44,6 +44,11 @@ def _run_dir(args, dataset_label: str, seed: int) -> str:
     return os.path.join("runs", f"{dataset_label}-{args.agent}-s{seed}")
 
 
+def _is_file(dataset: str) -> bool:
+    """--dataset names a file (a path or an .npz), not a dataset name."""
+    return dataset.endswith(".npz") or os.path.sep in dataset
+
+
 def _check_known(name: str, flag: str) -> None:
     from mqe.data.names import is_known, known_names_text
 
@@ -63,7 +68,7 @@ def _resolve_training_data(args) -> tuple[str, str]:
 
     if args.env:
         _check_known(args.env, "--env")
-    if args.dataset.endswith(".npz") or os.path.sep in args.dataset:
+    if _is_file(args.dataset):
         base = os.path.basename(args.dataset).removesuffix(".npz")
         env = args.env or (base if is_known(base) else "")
         if env and not args.env:
@@ -153,7 +158,7 @@ def cmd_train(args) -> int:
 
     path, env = _resolve_training_data(args)
     dataset = Dataset.load_npz(path)
-    named = not (args.dataset.endswith(".npz") or os.path.sep in args.dataset) and env == args.dataset
+    named = not _is_file(args.dataset) and env == args.dataset
     label = args.dataset if named else os.path.basename(path).removesuffix(".npz")
     config = make_config(args.agent, args.preset, _overrides(args), dataset=args.dataset if named else path,
                          env=env)
@@ -195,15 +200,12 @@ def _settings_header(config) -> str:
 
 def cmd_config(args) -> int:
     """The config a `mqe train` with the same flags would use, without loading data or training."""
-    from mqe.data.names import base_name
-
     if args.env:
         _check_known(args.env, "--env")
-    is_file = bool(args.dataset) and (args.dataset.endswith(".npz") or os.path.sep in args.dataset)
-    if args.dataset and not is_file:
+    if args.dataset and not _is_file(args.dataset):
         _check_known(args.dataset, "--dataset")
-    env = args.env or (base_name(args.dataset) if args.dataset and not is_file else "")
-    config = make_config(args.agent, args.preset, _overrides(args), dataset=args.dataset or "", env=env)
+    # Without --env, make_config takes the environment from a known name (or a file named like one).
+    config = make_config(args.agent, args.preset, _overrides(args), dataset=args.dataset or "", env=args.env)
     print(_settings_header(config))
     if args.verbose:
         print(json.dumps({k: v for k, v in config.to_dict().items() if k != "changed_from_defaults"}, indent=2))
