@@ -1,5 +1,5 @@
-"""The ``mqe`` command line: ``train``, ``config``, ``eval``, ``generate``, ``demo``, ``expert``, ``agents``,
-``presets``."""
+"""The ``mqe`` command line: ``train``, ``sweep``, ``config``, ``eval``, ``generate``, ``demo``, ``expert``,
+``agents``, ``presets``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import sys
 import warnings
 
 from mqe.checkpoint import CheckpointError
-from mqe.config import ConfigError, load_presets, make_config, preset_names
+from mqe.io import RunDirBusy
+from mqe.config import ConfigError, load_presets, make_config, parse_seeds, preset_names
 from mqe.data.dataset import DatasetError
 
 
@@ -21,6 +22,8 @@ def _common_train_args(parser: argparse.ArgumentParser, default_preset: str | No
                              f"defaults); default: {default_preset or 'paper for an OGBench dataset name, else none'}")
     parser.add_argument("--steps", type=int, help="total gradient updates (overrides the preset)")
     parser.add_argument("--seed", type=int, help="the run's one seed (default 0)")
+    parser.add_argument("--seeds", help="several seeds trained as one program, e.g. 0-7 or 0,2,5; each gets "
+                                        "its own run directory (RUN_DIR/s<seed>, or RUN_DIR with {seed} in it)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config field, e.g. --set alpha=0.1 --set train.log_interval=1000")
     parser.add_argument("--run-dir", help="where logs and checkpoints go (default: runs/<dataset>-<agent>-s<seed>)")
@@ -38,9 +41,22 @@ def _overrides(args) -> list[str]:
     return list(args.overrides) + extra
 
 
-def _run_dir(args, dataset_label: str, seed: int) -> str:
+def _seeds(args) -> list[int] | None:
+    """The seeds of --seeds, or None for one run (--seed, or the config's seed)."""
+    if getattr(args, "seeds", None) is None:
+        return None
+    if args.seed is not None:
+        raise ConfigError("give either --seed (one run) or --seeds (several seeds in one program), not both")
+    return parse_seeds(args.seeds)
+
+
+def _run_dir(args, dataset_label: str, seed: int, several: bool = False) -> str:
+    """A seed's run directory: --run-dir (with {seed} formatted, or RUN_DIR/s<seed> for several seeds),
+    else runs/<dataset>-<agent>-s<seed>."""
     if args.run_dir:
-        return args.run_dir
+        if "{seed}" in args.run_dir:
+            return args.run_dir.replace("{seed}", str(seed))
+        return os.path.join(args.run_dir, f"s{seed}") if several else args.run_dir
     return os.path.join("runs", f"{dataset_label}-{args.agent}-s{seed}")
 
 
@@ -112,22 +128,39 @@ def paper_eval_steps(total: int, every: int) -> list[int]:
     return [min(s, total) for s in steps]
 
 
-def _make_ogbench_evaluator(name: str, episodes: int, progress: bool, workers: int, seed: int = 0):
-    """``evaluator(agent) -> (rates, per-episode successes (tasks, episodes))`` on a dataset's environment."""
+def _make_ogbench_evaluator(name: str, episodes: int, progress: bool, workers: int, seed: int = 0,
+                            batching: str = "auto"):
+    """``evaluator(agents) -> (rates per seed, successes (seeds, tasks, episodes))`` on a dataset's
+    environment, for agent states stacked on a leading seed axis (``mqe.train.stack``).
+
+    All seeds' episodes step side by side with one policy call per environment step (the seeds batched
+    as ``batching``, see ``mqe.train.over_seeds``); every seed gets the episodes a single-seed
+    evaluation would give it."""
     import functools
 
     import jax
     import numpy as np
 
     from mqe.envs.ogbench_envs import make_env
-    from mqe.evaluation import evaluate_episodes, summarize
+    from mqe.evaluation import evaluate_policies, summarize
+    from mqe.train import over_seeds, unstack
 
-    def evaluator(agent):
-        act = jax.jit(agent.sample_actions)
+    def evaluator(agents):
+        n = int(np.shape(agents.step)[0])
+        if n == 1:  # the plain program: a single-seed run evaluates exactly as it always did
+            act = jax.jit(unstack(agents, 0).sample_actions)
+        else:
+            per_seed = over_seeds(lambda a, o, g: a.sample_actions(o, g), batching, (0, 0, 0))
+
+            def act(observations, goals):
+                shape = lambda x: x.reshape(n, -1, *x.shape[1:])
+                out = per_seed(agents, shape(observations), shape(goals))
+                return out.reshape(-1, out.shape[-1])
+            act = jax.jit(act)
         policy = lambda o, g: np.asarray(act(np.asarray(o, np.float32), np.asarray(g, np.float32)))
-        outcomes = evaluate_episodes(policy, functools.partial(make_env, name), episodes_per_task=episodes,
+        outcomes = evaluate_policies(policy, functools.partial(make_env, name), n, episodes_per_task=episodes,
                                      workers=workers, progress=progress, seed=seed)
-        return summarize(outcomes), outcomes
+        return [summarize(o) for o in outcomes], outcomes
 
     return evaluator
 
@@ -154,41 +187,53 @@ def _paper_summary(run_dir: str, eval_steps: list[int]) -> tuple[dict[str, float
 
 def cmd_train(args) -> int:
     from mqe.data.dataset import Dataset
-    from mqe.train import train
+    from mqe.train import train_seeds
 
+    seeds = _seeds(args)
     path, env = _resolve_training_data(args)
     dataset = Dataset.load_npz(path)
     named = not _is_file(args.dataset) and env == args.dataset
     label = args.dataset if named else os.path.basename(path).removesuffix(".npz")
     config = make_config(args.agent, args.preset, _overrides(args), dataset=args.dataset if named else path,
                          env=env)
-    run_dir = _run_dir(args, label, config.train.seed)
+    seeds = seeds or [config.train.seed]
+    several = len(seeds) > 1
+    run_dirs = {seed: _run_dir(args, label, seed, several) for seed in seeds}
     print(f"dataset {path}: {dataset.size} rows, {dataset.num_trajectories} trajectories, "
           f"obs {dataset.observation_shape}, action_dim {dataset.action_dim}")
     print(_settings_header(config))
-    print(f"run directory: {run_dir}")
-    evaluator, eval_steps, evaluations = None, None, {}
+    if several:
+        print(f"seeds {', '.join(map(str, seeds))} in one program; run directories: "
+              + ", ".join(run_dirs.values()))
+    else:
+        print(f"run directory: {run_dirs[seeds[0]]}")
+    evaluator, eval_steps = None, None
     if env and args.eval_episodes > 0:
-        inner = _make_ogbench_evaluator(env, args.eval_episodes, not args.no_progress,
-                                        args.eval_workers)
+        inner = _make_ogbench_evaluator(env, args.eval_episodes, not args.no_progress, args.eval_workers,
+                                        batching=config.train.seed_batching)
         eval_steps = paper_eval_steps(config.train.steps, config.train.updates_per_call)
-
-        def evaluator(agent):
-            result, _ = inner(agent)
-            evaluations[int(agent.step)] = result
-            return result
-
+        evaluator = lambda agents: inner(agents)[0]
         extra = f" (and every {config.train.eval_interval})" if config.train.eval_interval else ""
         print(f"evaluating {args.eval_episodes} episodes per task at steps {eval_steps}{extra}")
-    result = train(config, dataset, run_dir, evaluator=evaluator, eval_steps=eval_steps,
-                   resume=not args.no_resume, progress=not args.no_progress)
-    _print_summary(result)
-    if evaluations:
-        final, evaluated_at = _paper_summary(run_dir, eval_steps)
-        tasks = {k: v for k, v in final.items() if k != "overall"}
-        print(f"success at steps {evaluated_at} (mean, the paper's way): "
-              + ", ".join(f"{k} {v:.1%}" for k, v in tasks.items()))
-        print(f"success rate: {final['overall']:.1%}")
+    results = train_seeds(config, dataset, run_dirs, evaluator=evaluator, eval_steps=eval_steps,
+                          resume=not args.no_resume, progress=not args.no_progress)
+    finals = []
+    for result in results:
+        if several:
+            print(f"seed {result.seed} ({result.run_dir}):")
+        _print_summary(result)
+        if evaluator is not None:
+            final, evaluated_at = _paper_summary(result.run_dir, eval_steps)
+            finals.append(final["overall"])
+            tasks = {k: v for k, v in final.items() if k != "overall"}
+            print(f"success at steps {evaluated_at} (mean, the paper's way): "
+                  + ", ".join(f"{k} {v:.1%}" for k, v in tasks.items()))
+            print(f"success rate: {final['overall']:.1%}")
+    if several and finals:
+        import numpy as np
+
+        se = float(np.std(finals, ddof=1) / np.sqrt(len(finals)))
+        print(f"success rate over {len(finals)} seeds: {np.mean(finals):.1%} ± {se:.1%} (standard error)")
     return 0
 
 
@@ -224,8 +269,11 @@ def cmd_eval(args) -> int:
         print(f"mqe: error: {args.run} was trained on {model.config.dataset!r} with no evaluation environment; "
               "pass --env NAME (an OGBench dataset name) to evaluate it", file=sys.stderr)
         return 2
+    from mqe.train import stack
+
     evaluator = _make_ogbench_evaluator(name, args.episodes, not args.no_progress, args.eval_workers, args.seed)
-    result, outcomes = evaluator(model.agent)
+    results, outcomes = evaluator(stack([model.agent]))
+    result, outcomes = results[0], outcomes[0]
     run_dir = args.run if os.path.isdir(args.run) else os.path.dirname(os.path.dirname(model.path))
     out = args.out or os.path.join(run_dir, f"reeval_{model.step}.json")
     write_results(out, model.step, result, env=name, seed=args.seed, episodes_per_task=args.episodes,
@@ -236,6 +284,7 @@ def cmd_eval(args) -> int:
 
 
 DEMO_DATASET = "pointmaze-medium-navigate-v0"
+BACKEND_CHOICES = ("local", "ray")
 
 
 def cmd_demo(args) -> int:
@@ -324,6 +373,50 @@ def cmd_generate(args) -> int:
     print(f"wrote {train}\nwrote {val}")
     print("stats: " + ", ".join(f"{k} {v}" for k, v in stats.items()))
     return 0
+
+
+def cmd_sweep(args) -> int:
+    from mqe.experiments.grid import expand, load_grid_file, split_values
+    from mqe.experiments.sweep import LocalBackend, RayBackend, run_sweep, seed_progress
+
+    spec = load_grid_file(args.file) if args.file else {}
+    for key, value in (("datasets", args.datasets), ("agents", args.agents), ("seeds", args.seeds),
+                       ("preset", args.preset), ("eval_episodes", args.eval_episodes),
+                       ("dataset_dir", args.dataset_dir)):
+        if value is not None:
+            spec[key] = value
+    if args.no_download:
+        spec["no_download"] = True
+    if args.overrides:
+        spec["set"] = list(spec.get("set") or []) + args.overrides
+    for axis in args.grid:
+        if "=" not in axis:
+            raise ConfigError(f"--grid {axis!r}: expected KEY=VALUE1,VALUE2,... (e.g. next_state_prob=0.1,0.2,0.5)")
+        key, values = axis.split("=", 1)
+        spec.setdefault("grid", {})[key.strip()] = split_values(values)
+    for key in ("datasets", "agents"):
+        if isinstance(spec.get(key), str):
+            spec[key] = split_values(spec[key])
+    out = args.out or os.path.join("sweeps", os.path.basename(args.file).rsplit(".", 1)[0] if args.file else "sweep")
+    jobs = expand(spec, os.path.abspath(out))
+    if args.dry_run:
+        for job in jobs:
+            state = [f"s{seed} " + ("finished" if done else f"at step {step}" if step else "new")
+                     for seed in job.seeds for step, done in [seed_progress(job, seed)]]
+            print(f"{job.name}: {job.config.train.steps} steps; " + ", ".join(state))
+            print("  mqe " + " ".join(job.train_argv(list(job.seeds))))
+        return 0
+    if args.backend == "ray":
+        backend = RayBackend(args.address, cpus=args.cpus_per_run, gpus=args.gpus_per_run, parallel=args.parallel)
+    else:
+        backend = LocalBackend(args.parallel or 1)
+    workers = args.eval_workers
+    if workers is None and args.backend == "local":
+        workers = max(1, (os.cpu_count() or 1) // (args.parallel or 1))
+    outcomes = run_sweep(jobs, os.path.abspath(out), backend, spec=spec, command="mqe " + " ".join(sys.argv[1:]),
+                         eval_workers=workers, status_interval=args.status_interval)
+    print(f"report: mqe report {out}")
+    return 1 if any(o.status == "failed" for o in outcomes) else 0
 
 
 def cmd_expert(args) -> int:
@@ -470,6 +563,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_generate)
 
+    p = sub.add_parser("sweep", help="train a grid of datasets x agents x seeds x --grid values (local processes or Ray)")
+    p.add_argument("file", nargs="?", help="a YAML or JSON grid (keys: datasets, agents, seeds, set, grid, preset, "
+                                           "eval_episodes, dataset_dir); flags override its keys")
+    p.add_argument("--datasets", help="comma-separated dataset names or .npz files")
+    p.add_argument("--agents", help="comma-separated agent names (default: mqe)")
+    p.add_argument("--seeds", help="seeds of every configuration, trained as one program each (default: 0), e.g. 0-7")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="a config value for every run, as in mqe train")
+    p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
+                   help="a grid axis: one configuration per value, crossed with the other axes "
+                        "(tuple values in brackets: encoder_hidden_dims=[256,256],[512,512])")
+    p.add_argument("--preset", help="a preset for every run (default: the paper's for a dataset name)")
+    p.add_argument("--eval-episodes", type=int, help="episodes per task at each evaluation (default 50)")
+    p.add_argument("--dataset-dir", help="where the datasets live (as in mqe train)")
+    p.add_argument("--no-download", action="store_true", help="never try OGBench's download server")
+    p.add_argument("--out", help="the sweep directory (default: sweeps/<grid file name>, or sweeps/sweep)")
+    p.add_argument("--backend", choices=BACKEND_CHOICES, default="local",
+                   help="local: processes on this machine (default); ray: tasks on a Ray cluster")
+    p.add_argument("--parallel", type=int, help="jobs at once (local default 1; ray default: as resources allow)")
+    p.add_argument("--address", help="ray: the cluster to join (default: start a Ray on this machine for the sweep)")
+    p.add_argument("--cpus-per-run", type=float, default=1.0, help="ray: CPUs each job reserves (default 1)")
+    p.add_argument("--gpus-per-run", type=float, default=0.0,
+                   help="ray: GPUs each job reserves; a fraction shares one GPU (default 0)")
+    p.add_argument("--eval-workers", type=int,
+                   help="environment processes per job's evaluation (default: CPU cores / --parallel)")
+    p.add_argument("--status-interval", type=float, default=60.0, help="seconds between progress lines")
+    p.add_argument("--dry-run", action="store_true", help="list the jobs, their state and commands; run nothing")
+    p.set_defaults(func=cmd_sweep)
+
     p = sub.add_parser("expert", help="train or evaluate the locomotion expert that collects AntMaze data")
     p.add_argument("action", choices=("train", "eval"))
     p.add_argument("name", choices=("ant",), help="which expert (ant: walks in a commanded XY direction)")
@@ -509,7 +631,7 @@ def main(argv: list[str] | None = None) -> int:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning  # one line, no source excerpt (restored on exit)
             return args.func(args)
-    except (ConfigError, DatasetError, CheckpointError, FileNotFoundError) as exc:
+    except (ConfigError, DatasetError, CheckpointError, RunDirBusy, FileNotFoundError) as exc:
         print(f"mqe: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -31,6 +31,10 @@ class TrainConfig:
     keep_checkpoints: int = 2  # newest checkpoints kept on disk
     eval_interval: int = 0  # steps between evaluations when an evaluator exists (0: only at the end)
     tensorboard: bool = False  # also write TensorBoard event files (needs tensorboardX)
+    # Several seeds in one program (mqe train --seeds): "vmap" batches them into wider kernels (the fast
+    # way on a GPU), "map" runs them one after another inside the program (bit-identical to single-seed
+    # runs), "auto" takes vmap on an accelerator and map on CPU (where batching gains nothing).
+    seed_batching: str = "auto"
 
     def __post_init__(self):
         k = self.updates_per_call
@@ -45,6 +49,8 @@ class TrainConfig:
                     f"train.{name}={value} must be a non-negative multiple of "
                     f"train.updates_per_call={k} (work happens between compiled calls)"
                 )
+        if self.seed_batching not in ("auto", "vmap", "map"):
+            raise ConfigError(f"train.seed_batching must be auto, vmap or map, got {self.seed_batching!r}")
         if self.keep_checkpoints < 1:
             raise ConfigError(f"train.keep_checkpoints must be >= 1, got {self.keep_checkpoints}")
 
@@ -227,6 +233,27 @@ def make_config(
                                                   "source": sources.get(f"{section}.{f.name}", "?")}
     return RunConfig(agent_name=agent_name, agent=agent, train=train, dataset=dataset, env=env,
                      preset=preset or "", changed=changed)
+
+
+def parse_seeds(text: str, flag: str = "--seeds") -> list[int]:
+    """``"0-7"``, ``"0,2,5"`` or ``"0-3,8"`` -> the seeds, in order, each once."""
+    seeds: list[int] = []
+    for part in (p.strip() for p in str(text).split(",")):
+        try:
+            if "-" in part[1:]:
+                lo, hi = part.split("-", 1) if not part.startswith("-") else (None, None)
+                first, last = int(lo), int(hi)
+                if last < first:
+                    raise ValueError
+                seeds.extend(range(first, last + 1))
+            else:
+                seeds.append(int(part))
+        except (TypeError, ValueError):
+            raise ConfigError(f"{flag} {text!r}: expected seeds like 0-7, 0,2,5 or 0-3,8 "
+                              f"(non-negative integers; a range low-high with low <= high)") from None
+    if any(seed < 0 for seed in seeds):
+        raise ConfigError(f"{flag} {text!r}: seeds are non-negative integers")
+    return list(dict.fromkeys(seeds))
 
 
 def _jsonable(value: Any) -> Any:

@@ -209,22 +209,41 @@ def evaluate_episodes(policy: PolicyFn, env_fn: Callable[[], object], *, episode
                       progress: bool = False, video_dir: str | None = None) -> np.ndarray:
     """Every episode's success (0 or 1), shape (num_tasks, episodes_per_task); episode k of task t
     resets with seed ``seed + 1000 t + k``. Arguments as ``evaluate``."""
+    return evaluate_policies(policy, env_fn, 1, episodes_per_task=episodes_per_task, num_tasks=num_tasks,
+                             seed=seed, batch=batch, workers=workers, progress=progress, video_dir=video_dir)[0]
+
+
+def evaluate_policies(policy: PolicyFn, env_fn: Callable[[], object], num_policies: int, *,
+                      episodes_per_task: int = 50, num_tasks: int = 5, seed: int = 0, batch: bool = True,
+                      workers: int = 0, progress: bool = False, video_dir: str | None = None) -> np.ndarray:
+    """Several policies (e.g. the seeds of one training program) on the same episodes, side by side:
+    successes of shape (num_policies, num_tasks, episodes_per_task).
+
+    Each policy runs the episodes ``evaluate_episodes`` would give it alone. The copies of all policies
+    step together, and ``policy`` is called once per step for every copy: its rows come in
+    ``num_policies`` equal blocks, block i being policy i's episodes, and it answers each block with
+    policy i (e.g. a ``vmap`` over stacked parameters). ``video_dir`` records policy 0."""
     jobs = [(task, seed + 1000 * task + k) for task in range(1, num_tasks + 1) for k in range(episodes_per_task)]
-    width = len(jobs) if batch else 1
+    copies = jobs * num_policies
+    width = len(copies) if batch else 1
+    if not batch and num_policies > 1:
+        raise ValueError("evaluate_policies: batch=False runs one policy at a time; use num_policies=1")
     group = WorkerGroups(env_fn, width, workers) if workers > 0 and width > 1 else EnvGroup(env_fn, width)
-    successes = np.zeros(len(jobs))
-    bar = tqdm(total=len(jobs), disable=not progress, unit="episode", desc="evaluate")
+    successes = np.zeros(len(copies))
+    bar = tqdm(total=len(copies), disable=not progress, unit="episode", desc="evaluate")
     try:
-        for start in range(0, len(jobs), width):
-            chunk = jobs[start:start + width]
+        for start in range(0, len(copies), width):
+            chunk = copies[start:start + width]
             obs, goals = group.reset(chunk)
             successes[start:start + len(chunk)] = _run_episodes(policy, group, obs, goals, bar)
     finally:
         bar.close()
         group.close()
     if video_dir is not None:
-        _record_videos(policy, env_fn, [(task, seed + 1000 * task) for task in range(1, num_tasks + 1)], video_dir)
-    return successes.reshape(num_tasks, episodes_per_task)
+        first = lambda o, g: np.asarray(policy(np.repeat(o, num_policies, 0), np.repeat(g, num_policies, 0)))[:1]
+        _record_videos(first if num_policies > 1 else policy, env_fn,
+                       [(task, seed + 1000 * task) for task in range(1, num_tasks + 1)], video_dir)
+    return successes.reshape(num_policies, num_tasks, episodes_per_task)
 
 
 def _run_episodes(policy: PolicyFn, group, obs: np.ndarray, goals: np.ndarray, bar) -> np.ndarray:

@@ -55,3 +55,43 @@ def _fsync_dir(directory: str) -> None:
         pass
     finally:
         os.close(dir_fd)
+
+
+class RunDirBusy(RuntimeError):
+    """Another process is writing the run directory (the message names it and that process)."""
+
+
+class RunDirLock:
+    """Holds ``<run_dir>/.lock`` (an OS file lock) while a process writes the run directory.
+
+    Two writers of one run directory would interleave logs and checkpoints; the second gets a
+    ``RunDirBusy`` naming the first. The OS drops the lock when its process dies, however it dies, so
+    a killed run never leaves a stale lock behind."""
+
+    def __init__(self, run_dir: str | os.PathLike):
+        self.run_dir = os.fspath(run_dir)
+        self.path = os.path.join(self.run_dir, ".lock")
+        self._fd: int | None = None
+
+    def __enter__(self) -> "RunDirLock":
+        import fcntl
+
+        os.makedirs(self.run_dir, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(fd, 200).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise RunDirBusy(f"{self.run_dir} is in use by another process ({holder}); two processes never "
+                             "write one run directory: wait for it to finish, or choose another run directory"
+                             ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} on {os.uname().nodename}".encode())
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing releases the lock
+            self._fd = None

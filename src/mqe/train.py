@@ -3,17 +3,25 @@
 Python only regains control between compiled calls, to log, evaluate or checkpoint. One seed drives
 everything: ``PRNGKey(seed)`` splits into the init key and the sampling key carried through training,
 so a run resumed from a checkpoint ends with exactly the parameters of an uninterrupted one (on CPU).
+
+Several seeds of one configuration train as one program (``train_seeds``): their agent states and keys
+are stacked on a leading axis and the compiled loop is ``vmap``ped over it, with one copy of the dataset
+on the device. Each seed still has its own run directory (config, logs, checkpoints, evaluations) in
+exactly the layout of a single-seed run, and draws exactly its single-seed run's batches. On CPU the
+seeds run one after another inside the program (``lax.map``), bit-identical to single-seed runs; on an
+accelerator they are vmapped into wider kernels (``train.seed_batching``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
 import math
 import os
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -21,18 +29,21 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from mqe import checkpoint as ckpt
+from mqe import provenance
 from mqe.agents import AGENTS
 from mqe.config import ConfigError, RunConfig
 from mqe.data.dataset import Dataset
-from mqe.io import atomic_write_text
+from mqe.io import RunDirLock, atomic_write_text
 from mqe.logger import RunLogger
 from mqe.sampling import DeviceData
 
 # Fields that may change when a run is resumed (they do not change what a step computes).
 RESUMABLE_CHANGES = {"steps", "log_interval", "checkpoint_interval", "keep_checkpoints", "eval_interval",
-                     "tensorboard"}
+                     "tensorboard", "seed_batching"}
 
 Evaluator = Callable[[Any], dict[str, float]]
+# Evaluates every seed of a group at once: (agent states stacked on a leading axis) -> one dict per seed.
+GroupEvaluator = Callable[[Any], list[dict[str, float]]]
 
 
 class TrainingDiverged(RuntimeError):
@@ -46,15 +57,64 @@ class TrainResult:
     run_dir: str
     train_metrics: dict[str, float]
     eval_metrics: dict[str, float] | None
-    updates_per_second: float
+    updates_per_second: float  # per seed; a group of S seeds makes S times as many updates in total
+    seed: int = 0
+
+
+def stack(trees: Sequence[Any]) -> Any:
+    """Pytrees of the same structure -> one pytree with a new leading axis."""
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
+
+
+def unstack(tree: Any, index: int) -> Any:
+    """Entry ``index`` of a pytree stacked by ``stack``."""
+    return jax.tree.map(lambda x: x[index], tree)
+
+
+SEED_BATCHING = ("auto", "vmap", "map")
+
+
+def resolve_seed_batching(batching: str) -> str:
+    """``auto`` -> ``vmap`` on an accelerator (one batched program keeps it busy), ``map`` on CPU (no
+    faster batched there, and ``map`` keeps every seed bit-identical to its single-seed run)."""
+    if batching not in SEED_BATCHING:
+        raise ConfigError(f"train.seed_batching must be one of {SEED_BATCHING}, got {batching!r}")
+    if batching == "auto":
+        return "map" if jax.default_backend() == "cpu" else "vmap"
+    return batching
+
+
+def over_seeds(fn: Callable, batching: str, in_axes: tuple) -> Callable:
+    """``fn`` applied to each seed's slice of the arguments whose ``in_axes`` entry is 0 (the others are
+    shared), outputs stacked on a leading seed axis.
+
+    ``vmap`` batches the seeds into wider kernels; ``map`` runs them one after another inside the same
+    compiled program (``lax.map``), each seed computing exactly what it computes alone: batched
+    kernels sum in another order, and float32 rounding then differs by ~1e-6 after one update and
+    grows with training's sensitivity to it."""
+    if resolve_seed_batching(batching) == "vmap":
+        return jax.vmap(fn, in_axes=in_axes)
+
+    def mapped(*args):
+        per_seed = tuple(a for a, axis in zip(args, in_axes) if axis == 0)
+
+        def one(sliced):
+            it = iter(sliced)
+            return fn(*(next(it) if axis == 0 else a for a, axis in zip(args, in_axes)))
+
+        return jax.lax.map(one, per_seed)
+
+    return mapped
 
 
 @functools.lru_cache(maxsize=32)
-def make_train_chunk(sampler, length: int):
+def make_train_chunk(sampler, length: int, num_seeds: int = 0, batching: str = "auto"):
     """A compiled function running ``length`` updates: (agent, key, data) -> (agent, key, mean metrics).
 
     ``sampler`` is the agent config's ``sampler()``: anything hashable with ``sample(key, data) -> batch``.
-    Cached, so a second run with the same settings in one process reuses the compiled code."""
+    With ``num_seeds`` > 0 the agent and key carry a leading seed axis, the dataset is shared, and the
+    seeds run as ``batching`` says (see ``over_seeds``); one seed runs the plain program. Cached, so a
+    second run with the same settings in one process reuses the compiled code."""
 
     def chunk(agent, key, data: DeviceData):
         def body(carry, _):
@@ -66,7 +126,14 @@ def make_train_chunk(sampler, length: int):
         (agent, key), metrics = jax.lax.scan(body, (agent, key), None, length=length)
         return agent, key, jax.tree.map(jnp.mean, metrics)
 
-    return jax.jit(chunk, donate_argnums=(0, 1))
+    if num_seeds == 0:
+        return jax.jit(chunk, donate_argnums=(0, 1))
+    if num_seeds == 1:
+        def one(agent, key, data):
+            out = chunk(unstack(agent, 0), key[0], data)
+            return jax.tree.map(lambda x: x[None], out)
+        return jax.jit(one, donate_argnums=(0, 1))
+    return jax.jit(over_seeds(chunk, batching, (0, 0, None)), donate_argnums=(0, 1))
 
 
 def initial_state(config: RunConfig, dataset: Dataset):
@@ -89,69 +156,155 @@ def train(
     resume: bool = True,
     progress: bool = True,
 ) -> TrainResult:
-    """Trains (or resumes) a run in ``run_dir``; returns the final agent and metrics.
+    """Trains (or resumes) the seed ``config.train.seed`` in ``run_dir``; returns the final agent and
+    metrics.
 
     ``evaluator(agent) -> metrics`` runs at the steps in ``eval_steps`` (each a multiple of
     ``train.updates_per_call``), every ``train.eval_interval`` steps, and at the end.
     """
+    group_evaluator = None if evaluator is None else (lambda agents: [evaluator(unstack(agents, 0))])
+    return train_seeds(config, dataset, {config.train.seed: run_dir}, evaluator=group_evaluator,
+                       eval_steps=eval_steps, resume=resume, progress=progress)[0]
+
+
+@dataclasses.dataclass
+class _Seed:
+    """One seed of a group: its config, run directory, state and bookkeeping."""
+
+    config: RunConfig
+    run_dir: str
+    agent: Any
+    key: Any
+    step: int
+    window: list  # (mean metrics of a chunk, its length) since the last log row
+    logger: RunLogger | None = None
+    train_metrics: dict = dataclasses.field(default_factory=dict)
+    eval_metrics: dict | None = None
+    rate: float = float("nan")
+
+    @property
+    def ckpt_dir(self) -> str:
+        return os.path.join(self.run_dir, "checkpoints")
+
+
+def train_seeds(
+    config: RunConfig,
+    dataset: Dataset,
+    run_dirs: dict[int, str],
+    *,
+    evaluator: GroupEvaluator | None = None,
+    eval_steps: set[int] | None = None,
+    resume: bool = True,
+    progress: bool = True,
+) -> list[TrainResult]:
+    """Trains (or resumes) several seeds of one configuration as one compiled program.
+
+    ``run_dirs`` maps each seed to its own run directory; ``config.train.seed`` is replaced by each
+    seed. ``evaluator(agents) -> [metrics per seed]`` receives the agents stacked on a leading axis, in
+    the order of ``run_dirs``. Seeds whose checkpoints are at different steps (a group resumed after a
+    kill between two seeds' checkpoint writes, or seeds added later) train as one program per distinct
+    step. Returns one result per seed, in the order of ``run_dirs``.
+    """
     tc = config.train
+    if not run_dirs:
+        raise ConfigError("train_seeds: no seeds given")
+    paths = [os.path.abspath(d) for d in run_dirs.values()]
+    if len(set(paths)) != len(paths):
+        raise ConfigError(f"each seed needs its own run directory; got {dict(run_dirs)}")
     eval_steps = set(eval_steps or ())
     misaligned = sorted(s for s in eval_steps if s % tc.updates_per_call and s != tc.steps)
     if misaligned:
         raise ConfigError(f"evaluation steps {misaligned} are not multiples of train.updates_per_call")
-    ckpt_dir = os.path.join(run_dir, "checkpoints")
-    config = dataclasses.replace(config, dataset=config.dataset or dataset.source,
-                                 dataset_fingerprint=dataset.fingerprint)
-    _check_same_data(run_dir, config)
-    os.makedirs(run_dir, exist_ok=True)
-    agent, key = initial_state(config, dataset)
-    step = 0
-    window: list[tuple[dict[str, Any], int]] = []  # (mean metrics of a chunk, its length) since last log
-    latest = ckpt.latest_checkpoint(ckpt_dir) if resume else None
+    base = dataclasses.replace(config, dataset=config.dataset or dataset.source,
+                               dataset_fingerprint=dataset.fingerprint)
+    with contextlib.ExitStack() as held:
+        seeds = []
+        for seed, run_dir in run_dirs.items():
+            cfg = dataclasses.replace(base, train=dataclasses.replace(tc, seed=int(seed)))
+            _check_same_data(run_dir, cfg)
+            held.enter_context(RunDirLock(run_dir))
+            seeds.append(_start(cfg, dataset, run_dir, resume))
+        data = None
+        for start in sorted({s.step for s in seeds}):
+            members = [s for s in seeds if s.step == start]
+            if start < tc.steps:
+                data = data if data is not None else DeviceData.from_dataset(dataset)
+                _train_group(members, data, dataset, evaluator, eval_steps, progress)
+            elif evaluator is not None:
+                _finished_evaluations(members, evaluator)
+    diverged = [s for s in seeds if not math.isfinite(s.train_metrics.get("total_loss", 0.0))]
+    if diverged:
+        raise TrainingDiverged("; ".join(
+            f"seed {s.config.train.seed}: non-finite loss at step {s.step} (see "
+            f"{os.path.join(s.run_dir, 'train.csv')}); last good checkpoint: {ckpt.latest_checkpoint(s.ckpt_dir)}"
+            for s in diverged))
+    return [TrainResult(s.agent, s.step, s.run_dir, s.train_metrics, s.eval_metrics, s.rate, s.config.train.seed)
+            for s in seeds]
+
+
+def _start(config: RunConfig, dataset: Dataset, run_dir: str, resume: bool) -> _Seed:
+    """A seed's state at step 0, or restored from its newest checkpoint."""
+    tc = config.train
+    seed = _Seed(config, run_dir, *initial_state(config, dataset), step=0, window=[])
+    latest = ckpt.latest_checkpoint(seed.ckpt_dir) if resume else None
     if latest is not None:
         payload = ckpt.read_checkpoint(latest)
         _check_resumable(RunConfig.from_dict(payload["config"]), config, latest)
-        state = ckpt.restore_state({"agent": agent, "rng": key}, payload["state"], latest)
-        agent, key, step = state["agent"], state["rng"], payload["step"]
-        if step > tc.steps:
+        state = ckpt.restore_state({"agent": seed.agent, "rng": seed.key}, payload["state"], latest)
+        seed.agent, seed.key, seed.step = state["agent"], state["rng"], payload["step"]
+        if seed.step > tc.steps:
             raise ConfigError(
-                f"{latest} is at step {step}, past the requested train.steps={tc.steps}; "
+                f"{latest} is at step {seed.step}, past the requested train.steps={tc.steps}; "
                 "raise --steps to continue training, or use a new run directory"
             )
         pending = payload["extra"].get("log_window")
         if pending:  # the killed run's partly filled log window: the next row averages the same steps
-            window.append((pending["mean"], pending["count"]))
-    elif not resume and ckpt.list_checkpoints(ckpt_dir):
+            seed.window.append((pending["mean"], pending["count"]))
+    elif not resume and ckpt.list_checkpoints(seed.ckpt_dir):
         raise ConfigError(f"{run_dir} already holds checkpoints; resume it or choose a new run directory")
     atomic_write_text(os.path.join(run_dir, "config.json"), json.dumps(config.to_dict(), indent=2))
+    record = {**provenance.collect(), "resumed_from_step": seed.step, "seed": tc.seed}
+    with open(os.path.join(run_dir, "provenance.jsonl"), "a") as f:
+        f.write(json.dumps(record) + "\n")
+    return seed
 
-    logger = RunLogger(run_dir, resume_step=step, tensorboard=tc.tensorboard)
-    data = DeviceData.from_dataset(dataset)
+
+def _train_group(seeds: list[_Seed], data: DeviceData, dataset: Dataset, evaluator: GroupEvaluator | None,
+                 eval_steps: set[int], progress: bool) -> None:
+    """Trains seeds that all start at the same step as one program, to ``train.steps``."""
+    config = seeds[0].config
+    tc = config.train
+    n = len(seeds)
+    step = seeds[0].step
+    for s in seeds:
+        s.logger = RunLogger(s.run_dir, resume_step=step, tensorboard=tc.tensorboard)
+    agents, keys = stack([s.agent for s in seeds]), stack([s.key for s in seeds])
     sampler = config.agent.sampler()
-    chunks: dict[int, Any] = {}
-    train_metrics: dict[str, float] = {}
-    eval_metrics = None
-    bar = tqdm(total=tc.steps, initial=step, disable=not progress, unit="step", dynamic_ncols=True,
-               desc=f"train {config.agent_name}")
-    first_step = step
+    window: list[tuple[dict[str, Any], int]] = []  # (metrics stacked over seeds, chunk length) since last log
+    label = f"train {config.agent_name}" + (f" x{n} seeds" if n > 1 else "")
+    bar = tqdm(total=tc.steps, initial=step, disable=not progress, unit="step", dynamic_ncols=True, desc=label)
     start_step, start_time = step, None
 
+    def pending_windows() -> list[list[tuple[dict[str, Any], int]]]:
+        """Each seed's unlogged window: what it brought from its checkpoint, then this group's chunks."""
+        return [s.window + own for s, own in zip(seeds, _per_seed(window, n))]
+
     def save():
-        ckpt.save_checkpoint(
-            ckpt_dir, step=step, config=config.to_dict(), state={"agent": agent, "rng": key},
-            observation_shape=dataset.observation_shape, action_dim=dataset.action_dim,
-            keep=tc.keep_checkpoints,
-            extra={"log_window": {"mean": _window_mean(window), "count": sum(n for _, n in window)}
-                   if window else None},
-        )
+        for i, (s, pending) in enumerate(zip(seeds, pending_windows())):
+            ckpt.save_checkpoint(
+                s.ckpt_dir, step=step, config=s.config.to_dict(),
+                state={"agent": unstack(agents, i), "rng": keys[i]},
+                observation_shape=dataset.observation_shape, action_dim=dataset.action_dim,
+                keep=tc.keep_checkpoints,
+                extra={"log_window": {"mean": _window_mean(pending), "count": sum(c for _, c in pending)}
+                       if pending else None},
+            )
 
     try:
         while step < tc.steps:
             length = min(tc.updates_per_call, tc.steps - step)
-            if length not in chunks:
-                chunks[length] = make_train_chunk(sampler, length)
-            agent, key, metrics = chunks[length](agent, key, data)
-            jax.block_until_ready(agent.step)
+            agents, keys, metrics = make_train_chunk(sampler, length, n, tc.seed_batching)(agents, keys, data)
+            jax.block_until_ready(agents.step)
             if start_time is None:  # exclude the first call's compilation from the rate
                 start_time, start_step = time.perf_counter(), step + length
             step += length
@@ -159,42 +312,71 @@ def train(
             bar.update(length)
             done = step == tc.steps
             if done or (tc.log_interval and step % tc.log_interval == 0):
-                train_metrics = _window_mean(window)
-                window.clear()
                 elapsed = time.perf_counter() - start_time
                 rate = (step - start_step) / elapsed if elapsed > 0 and step > start_step else float("nan")
-                train_metrics["time/updates_per_second"] = rate
-                logger.log("train", step, train_metrics)
-                bar.set_postfix({k.split("/")[-1]: f"{v:.3g}" for k, v in train_metrics.items()
-                                 if k in ("total_loss", "critic/matched_steps")})
-                if not math.isfinite(train_metrics.get("total_loss", 0.0)):
-                    save_path = ckpt.latest_checkpoint(ckpt_dir)
-                    raise TrainingDiverged(
-                        f"non-finite loss at step {step} (see {logger.path('train', 'csv')}); "
-                        f"last good checkpoint: {save_path}"
-                    )
+                rows = [_window_mean(pending) for pending in pending_windows()]
+                window.clear()
+                for s, row in zip(seeds, rows):
+                    s.window = []
+                    row["time/updates_per_second"] = rate  # per seed
+                    s.train_metrics, s.rate, s.step = row, rate, step
+                    s.logger.log("train", step, row)
+                bar.set_postfix(_postfix(rows))
+                if any(not math.isfinite(r.get("total_loss", 0.0)) for r in rows):
+                    break  # train_seeds names the seeds; their last checkpoints are the good ones
             if done or (tc.checkpoint_interval and step % tc.checkpoint_interval == 0):
                 save()
             if evaluator is not None and (done or step in eval_steps
                                           or (tc.eval_interval and step % tc.eval_interval == 0)):
-                eval_metrics = evaluator(agent)
-                logger.log("eval", step, eval_metrics)
-                atomic_write_text(os.path.join(run_dir, f"eval_{step}.json"),
-                                  json.dumps({"step": step, **eval_metrics}, indent=2))
+                for s, result in zip(seeds, evaluator(agents)):
+                    s.eval_metrics = result
+                    s.logger.log("eval", step, result)
+                    atomic_write_text(os.path.join(s.run_dir, f"eval_{step}.json"),
+                                      json.dumps({"step": step, **result}, indent=2))
     except KeyboardInterrupt:
-        save()  # keep the last completed chunk; `mqe train` on the same run dir resumes from here
+        save()  # keep the last completed chunk; the same command resumes from here
         raise
     finally:
         bar.close()
-        logger.close()
-    if evaluator is not None and eval_metrics is None and step == first_step:
-        eval_metrics = evaluator(agent)  # a finished run asked again: report, log nothing new
-    rate = train_metrics.get("time/updates_per_second", float("nan"))
-    return TrainResult(agent, step, run_dir, train_metrics, eval_metrics, rate)
+        for s in seeds:
+            s.logger.close()
+    for i, s in enumerate(seeds):
+        s.agent, s.key, s.step = unstack(agents, i), keys[i], step
+
+
+def _finished_evaluations(seeds: list[_Seed], evaluator: GroupEvaluator) -> None:
+    """Seeds already at ``train.steps``: their final evaluation from disk, else evaluated now (and
+    logged nowhere, as the run is complete)."""
+    steps = seeds[0].config.train.steps
+    missing = []
+    for s in seeds:
+        path = os.path.join(s.run_dir, f"eval_{steps}.json")
+        if os.path.exists(path):
+            with open(path) as f:
+                s.eval_metrics = {k: v for k, v in json.load(f).items() if k != "step"}
+        else:
+            missing.append(s)
+    if missing:
+        for s, result in zip(missing, evaluator(stack([s.agent for s in missing]))):
+            s.eval_metrics = result
+
+
+def _per_seed(window: list[tuple[dict[str, Any], int]], n: int) -> list[list[tuple[dict[str, float], int]]]:
+    """The group's window (metrics stacked over seeds) as one window per seed, fetched in one copy."""
+    if not window:
+        return [[] for _ in range(n)]
+    fetched = jax.device_get([m for m, _ in window])
+    return [[({k: float(np.asarray(v)[i]) for k, v in m.items()}, c) for m, (_, c) in zip(fetched, window)]
+            for i in range(n)]
+
+
+def _postfix(rows: list[dict[str, float]]) -> dict[str, str]:
+    keys = [k for k in ("total_loss", "critic/matched_steps") if k in rows[0]]
+    return {k.split("/")[-1]: "/".join(f"{r[k]:.3g}" for r in rows) for k in keys}
 
 
 def _window_mean(window: list[tuple[dict[str, Any], int]]) -> dict[str, float]:
-    fetched = jax.device_get([m for m, _ in window])  # the only device-to-host copy per log row
+    fetched = jax.device_get([m for m, _ in window])
     weights = np.array([n for _, n in window], dtype=np.float64)
     keys = fetched[0].keys()
     return {k: float(np.average([float(m[k]) for m in fetched], weights=weights)) for k in keys}
