@@ -121,13 +121,6 @@ def _resolve_training_data(args) -> tuple[str, str]:
     return train_path, env
 
 
-def paper_eval_steps(total: int, every: int) -> list[int]:
-    """The paper evaluates at 800k, 900k and 1M of 1M steps: the same fractions of ``total``,
-    rounded to whole compiled calls."""
-    steps = sorted({max(every, round(total * f / every) * every) for f in (0.8, 0.9)} | {total})
-    return [min(s, total) for s in steps]
-
-
 def _make_ogbench_evaluator(name: str, episodes: int, progress: bool, workers: int, seed: int = 0,
                             batching: str = "auto"):
     """``evaluator(agents) -> (rates per seed, successes (seeds, tasks, episodes))`` on a dataset's
@@ -165,7 +158,7 @@ def _make_ogbench_evaluator(name: str, episodes: int, progress: bool, workers: i
     return evaluator
 
 
-def _paper_summary(run_dir: str, eval_steps: list[int]) -> tuple[dict[str, float], list[int]]:
+def _paper_summary(run_dir: str, eval_steps: list[int], episodes: int) -> tuple[dict[str, float], list[int]]:
     """Mean over the paper's evaluation points, per task and overall, written to final_eval.json; and
     the steps it averaged.
 
@@ -181,13 +174,14 @@ def _paper_summary(run_dir: str, eval_steps: list[int]) -> tuple[dict[str, float
                 found[step] = {k: v for k, v in json.load(f).items() if k != "step"}
     keys = next(iter(found.values())).keys()
     final = {k: float(sum(e[k] for e in found.values()) / len(found)) for k in keys}
-    write_results(os.path.join(run_dir, "final_eval.json"), max(found), final, evaluated_at=sorted(found))
+    write_results(os.path.join(run_dir, "final_eval.json"), max(found), final, evaluated_at=sorted(found),
+                  episodes_per_task=episodes)
     return final, sorted(found)
 
 
 def cmd_train(args) -> int:
     from mqe.data.dataset import Dataset
-    from mqe.train import train_seeds
+    from mqe.train import paper_eval_steps, train_seeds
 
     seeds = _seeds(args)
     path, env = _resolve_training_data(args)
@@ -223,7 +217,7 @@ def cmd_train(args) -> int:
             print(f"seed {result.seed} ({result.run_dir}):")
         _print_summary(result)
         if evaluator is not None:
-            final, evaluated_at = _paper_summary(result.run_dir, eval_steps)
+            final, evaluated_at = _paper_summary(result.run_dir, eval_steps, args.eval_episodes)
             finals.append(final["overall"])
             tasks = {k: v for k, v in final.items() if k != "overall"}
             print(f"success at steps {evaluated_at} (mean, the paper's way): "
@@ -419,6 +413,17 @@ def cmd_sweep(args) -> int:
     return 1 if any(o.status == "failed" for o in outcomes) else 0
 
 
+def cmd_report(args) -> int:
+    from mqe.experiments.report import build_report
+
+    out = args.out or (args.paths[0] if len(args.paths) == 1 else "report")
+    out = os.path.join(out, "report") if out in args.paths else out
+    report = build_report(args.paths, out, figures=not args.no_figures)
+    print(report.markdown)
+    print("wrote " + ", ".join(report.files))
+    return 0
+
+
 def cmd_expert(args) -> int:
     from mqe.experts import ant
     from mqe.experts.online import ExpertError, evaluate_actor, train_expert
@@ -591,6 +596,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--status-interval", type=float, default=60.0, help="seconds between progress lines")
     p.add_argument("--dry-run", action="store_true", help="list the jobs, their state and commands; run nothing")
     p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("report", help="the paper's tables (Markdown, CSV, LaTeX) and figures from runs, beside the "
+                                      "published numbers")
+    p.add_argument("paths", nargs="+", help="run directories, sweep directories, or folders that contain them")
+    p.add_argument("--out", help="where the report goes (default: <the one path>/report, else ./report)")
+    p.add_argument("--no-figures", action="store_true", help="tables only (no matplotlib needed)")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("expert", help="train or evaluate the locomotion expert that collects AntMaze data")
     p.add_argument("action", choices=("train", "eval"))

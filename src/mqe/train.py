@@ -136,6 +136,13 @@ def make_train_chunk(sampler, length: int, num_seeds: int = 0, batching: str = "
     return jax.jit(over_seeds(chunk, batching, (0, 0, None)), donate_argnums=(0, 1))
 
 
+def paper_eval_steps(total: int, every: int) -> list[int]:
+    """The paper evaluates at 800k, 900k and 1M of 1M steps: the same fractions of ``total``,
+    rounded to whole compiled calls."""
+    steps = sorted({max(every, round(total * f / every) * every) for f in (0.8, 0.9)} | {total})
+    return [min(s, total) for s in steps]
+
+
 def initial_state(config: RunConfig, dataset: Dataset):
     """(agent, sampling key) at step 0, both from the one seed."""
     spec = AGENTS[config.agent_name]
