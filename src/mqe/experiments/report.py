@@ -443,8 +443,8 @@ def _pyplot():
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise ConfigError("mqe report draws its figures with matplotlib: pip install 'mqe-gcrl[report]' "
-                          "(or pass --no-figures)") from None
+        raise ConfigError("mqe report draws its figures with matplotlib (a dependency of mqe-gcrl that is "
+                          "missing here): pip install matplotlib, or pass --no-figures") from None
     return plt
 
 
