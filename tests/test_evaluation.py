@@ -50,3 +50,28 @@ def test_still_policy_fails_at_the_time_limit():
     result = evaluate(still, lambda: make_env(NAME), episodes_per_task=1)
     assert result["overall"] == 0.0
     assert len(steps) == make_env(NAME).spec.max_episode_steps  # every episode ran to the limit
+
+
+def _short_episodes(name, steps):
+    """The environment with a shorter time limit (software rendering makes every frame costly here)."""
+    import gymnasium
+
+    return gymnasium.wrappers.TimeLimit(make_env(name).unwrapped, max_episode_steps=steps)
+
+
+def test_video_dir_gets_one_mp4_per_task_of_the_first_policy(tmp_path):
+    import imageio.v2 as imageio
+
+    from mqe.evaluation import evaluate_policies
+
+    def two_policies(obs, goals):  # policy 0 pushes right, policy 1 stays still
+        half = len(obs) // 2
+        return np.concatenate([np.tile([1.0, 0.0], (half, 1)), np.zeros((half, 2))]).astype(np.float32)
+
+    out = evaluate_policies(two_policies, functools.partial(_short_episodes, "pointmaze-medium-navigate-v0", 15),
+                            2, episodes_per_task=1, num_tasks=2, video_dir=str(tmp_path))
+    assert out.shape == (2, 2, 1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["task1.mp4", "task2.mp4"]
+    frames = imageio.mimread(str(tmp_path / "task1.mp4"), memtest=False)
+    assert len(frames) == 16 and frames[0].shape == (200, 200, 3)  # the reset frame and 15 steps
+    assert np.abs(frames[0].astype(int) - frames[-1].astype(int)).max() > 50  # policy 0 moved

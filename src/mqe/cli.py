@@ -122,7 +122,7 @@ def _resolve_training_data(args) -> tuple[str, str]:
 
 
 def _make_ogbench_evaluator(name: str, episodes: int, progress: bool, workers: int, seed: int = 0,
-                            batching: str = "auto"):
+                            batching: str = "auto", video_dir: str | None = None):
     """``evaluator(agents) -> (rates per seed, successes (seeds, tasks, episodes))`` on a dataset's
     environment, for agent states stacked on a leading seed axis (``mqe.train.stack``).
 
@@ -152,7 +152,7 @@ def _make_ogbench_evaluator(name: str, episodes: int, progress: bool, workers: i
             act = jax.jit(act)
         policy = lambda o, g: np.asarray(act(np.asarray(o, np.float32), np.asarray(g, np.float32)))
         outcomes = evaluate_policies(policy, functools.partial(make_env, name), n, episodes_per_task=episodes,
-                                     workers=workers, progress=progress, seed=seed)
+                                     workers=workers, progress=progress, seed=seed, video_dir=video_dir)
         return [summarize(o) for o in outcomes], outcomes
 
     return evaluator
@@ -265,16 +265,31 @@ def cmd_eval(args) -> int:
         return 2
     from mqe.train import stack
 
-    evaluator = _make_ogbench_evaluator(name, args.episodes, not args.no_progress, args.eval_workers, args.seed)
+    run_dir = args.run if os.path.isdir(args.run) else os.path.dirname(os.path.dirname(model.path))
+    video_dir = None
+    if args.video is not None:
+        video_dir = args.video or os.path.join(run_dir, f"videos_{model.step}")
+        _check_video_writer()
+    evaluator = _make_ogbench_evaluator(name, args.episodes, not args.no_progress, args.eval_workers, args.seed,
+                                        video_dir=video_dir)
     results, outcomes = evaluator(stack([model.agent]))
     result, outcomes = results[0], outcomes[0]
-    run_dir = args.run if os.path.isdir(args.run) else os.path.dirname(os.path.dirname(model.path))
     out = args.out or os.path.join(run_dir, f"reeval_{model.step}.json")
     write_results(out, model.step, result, env=name, seed=args.seed, episodes_per_task=args.episodes,
                   episodes=outcomes.astype(int).tolist())
     print(", ".join(f"{k} {v:.1%}" for k, v in result.items() if k != "overall"))
     print(f"success rate: {result['overall']:.1%} (step {model.step}; written to {out})")
+    if video_dir is not None:
+        print(f"videos (the first episode of each task): {', '.join(sorted(os.listdir(video_dir)))} in {video_dir}")
     return 0
+
+
+def _check_video_writer() -> None:
+    """mp4 files need imageio's ffmpeg plugin; say so before a long evaluation, not after."""
+    try:
+        import imageio_ffmpeg  # noqa: F401
+    except ImportError:
+        raise ConfigError("--video writes mp4 files with imageio-ffmpeg: pip install 'mqe-gcrl[video]'") from None
 
 
 DEMO_DATASET = "pointmaze-medium-navigate-v0"
@@ -408,8 +423,7 @@ def cmd_sweep(args) -> int:
     if workers is None and args.backend == "local":
         workers = max(1, (os.cpu_count() or 1) // (args.parallel or 1))
     outcomes = run_sweep(jobs, os.path.abspath(out), backend, spec=spec, command="mqe " + " ".join(sys.argv[1:]),
-                         eval_workers=workers, status_interval=args.status_interval)
-    print(f"report: mqe report {out}")
+                         eval_workers=workers, status_interval=args.status_interval, report=not args.no_report)
     return 1 if any(o.status == "failed" for o in outcomes) else 0
 
 
@@ -539,6 +553,9 @@ def build_parser() -> argparse.ArgumentParser:
                                  "episode's success")
     p.add_argument("--eval-workers", type=int, default=os.cpu_count() or 1,
                    help="processes that step the evaluation environments (default: one per CPU core; 0 = in this process)")
+    p.add_argument("--video", nargs="?", const="", metavar="DIR",
+                   help="also record the first episode of each task, one mp4 per task (default DIR: "
+                        "RUN/videos_<step>; needs imageio-ffmpeg, rendering uses MUJOCO_GL=egl)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_eval)
 
@@ -595,6 +612,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="environment processes per job's evaluation (default: CPU cores / --parallel)")
     p.add_argument("--status-interval", type=float, default=60.0, help="seconds between progress lines")
     p.add_argument("--dry-run", action="store_true", help="list the jobs, their state and commands; run nothing")
+    p.add_argument("--no-report", action="store_true",
+                   help="do not rewrite SWEEP_DIR/report after every job (mqe report makes it on demand)")
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("report", help="the paper's tables (Markdown, CSV, LaTeX) and figures from runs, beside the "

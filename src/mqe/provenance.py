@@ -53,7 +53,8 @@ def collect() -> dict[str, Any]:
     device = jax.devices()[0]
     return {
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "command": [os.path.basename(sys.argv[0]), *sys.argv[1:]],
+        "command": ["mqe" if sys.argv[0].endswith(("__main__.py", "mqe")) else os.path.basename(sys.argv[0]),
+                    *sys.argv[1:]],
         **code_version(),
         "python": platform.python_version(),
         "libraries": libraries,

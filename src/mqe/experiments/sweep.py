@@ -187,8 +187,9 @@ class SweepLog:
 
 def run_sweep(jobs: list[Job], sweep_dir: str, backend: LocalBackend | RayBackend, *, spec: dict | None = None,
               command: str = "", eval_workers: int | None = None, status_interval: float = 60.0,
-              echo: Callable[[str], None] = print) -> list[Outcome]:
-    """Runs every unfinished job; returns one outcome per job, in grid order."""
+              report: bool = True, echo: Callable[[str], None] = print) -> list[Outcome]:
+    """Runs every unfinished job; returns one outcome per job, in grid order. With ``report`` the
+    sweep's report (``<sweep dir>/report``, see ``mqe.experiments.report``) is rewritten after every job."""
     os.makedirs(sweep_dir, exist_ok=True)
     log = SweepLog(sweep_dir, echo)
     atomic_write_text(os.path.join(sweep_dir, "sweep.json"), json.dumps({
@@ -222,6 +223,8 @@ def run_sweep(jobs: list[Job], sweep_dir: str, backend: LocalBackend | RayBacken
                 log(f"[start] {job.name}: {where} (log: {os.path.relpath(log_path, sweep_dir)})")
             for index, code in backend.finished(timeout=1.0):
                 job, seconds = jobs[index], time.monotonic() - started.pop(index)
+                if report:
+                    _write_report(sweep_dir, log)
                 if code == 0:
                     outcomes[index] = Outcome(job, "finished", seconds)
                     log(f"[done] {job.name} in {_duration(seconds)}: {_success_text(job)}")
@@ -243,9 +246,27 @@ def run_sweep(jobs: list[Job], sweep_dir: str, backend: LocalBackend | RayBacken
         backend.close()
     result = [outcomes.get(i, Outcome(job, "interrupted" if interrupted else "failed")) for i, job in enumerate(jobs)]
     _summary(result, log)
+    if report:
+        _write_report(sweep_dir, log, announce=True)
     if interrupted:
         raise KeyboardInterrupt
     return result
+
+
+def _write_report(sweep_dir: str, log: SweepLog, announce: bool = False) -> None:
+    """Rewrites the sweep's report from what is finished so far; a failure is logged, never fatal."""
+    from mqe.experiments.report import build_report
+
+    runs = os.path.join(sweep_dir, "runs")
+    if not os.path.isdir(runs):
+        return
+    try:
+        built = build_report([runs], os.path.join(sweep_dir, "report"))
+    except Exception as exc:  # the report must never stop the training it reports on
+        log(f"report not written: {type(exc).__name__}: {exc}")
+        return
+    if announce:
+        log(f"report: {built.files[0]} (and .csv, .tex, figures); regenerate it any time with mqe report {sweep_dir}")
 
 
 def _summary(outcomes: list[Outcome], log: SweepLog) -> None:
