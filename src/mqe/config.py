@@ -31,6 +31,7 @@ class TrainConfig:
     keep_checkpoints: int = 2  # newest checkpoints kept on disk
     eval_interval: int = 0  # steps between evaluations when an evaluator exists (0: only at the end)
     tensorboard: bool = False  # also write TensorBoard event files (needs tensorboardX)
+    wandb_project: str = ""  # also log to Weights & Biases under this project ("" = off; needs wandb)
     # Several seeds in one program (mqe train --seeds): "vmap" batches them into wider kernels (the fast
     # way on a GPU), "map" runs them one after another inside the program (bit-identical to single-seed
     # runs), "auto" takes vmap on an accelerator and map on CPU (where batching gains nothing).

@@ -1,4 +1,5 @@
-"""Local run logs: one CSV and one JSONL file per stream (``train``, ``eval``), TensorBoard optional.
+"""Local run logs: one CSV and one JSONL file per stream (``train``, ``eval``); TensorBoard and Weights &
+Biases optional, beside them.
 
 On resume, rows past the resumed step are dropped so a killed-and-resumed run logs each step once.
 """
@@ -11,9 +12,12 @@ import math
 import os
 from typing import Any
 
+from mqe.config import ConfigError
+
 
 class RunLogger:
-    def __init__(self, run_dir: str, resume_step: int = 0, tensorboard: bool = False):
+    def __init__(self, run_dir: str, resume_step: int = 0, tensorboard: bool = False, wandb_project: str = "",
+                 config: dict | None = None):
         self.run_dir = run_dir
         os.makedirs(run_dir, exist_ok=True)
         for stream in ("train", "eval"):
@@ -23,10 +27,11 @@ class RunLogger:
             try:
                 from tensorboardX import SummaryWriter
             except ImportError:
-                raise RuntimeError(
-                    "train.tensorboard=true needs tensorboardX: pip install 'mqe[tensorboard]'"
+                raise ConfigError(
+                    "train.tensorboard=true needs tensorboardX: pip install 'mqe-gcrl[tensorboard]'"
                 ) from None
             self._tb = SummaryWriter(os.path.join(run_dir, "tensorboard"))
+        self._wandb = _start_wandb(wandb_project, run_dir, config) if wandb_project else None
 
     def path(self, stream: str, ext: str) -> str:
         return os.path.join(self.run_dir, f"{stream}.{ext}")
@@ -51,10 +56,16 @@ class RunLogger:
             for key, value in row.items():
                 if key != "step" and isinstance(value, (int, float)):
                     self._tb.add_scalar(f"{stream}/{key}", value, step)
+        if self._wandb is not None:
+            self._wandb.log({f"{stream}/{k}": v for k, v in row.items()
+                             if k != "step" and isinstance(v, (int, float))}, step=int(step))
 
     def close(self) -> None:
         if self._tb is not None:
             self._tb.close()
+        if self._wandb is not None:
+            self._wandb.finish()
+            self._wandb = None
 
     def _truncate(self, stream: str, resume_step: int) -> None:
         jsonl = self.path(stream, "jsonl")
@@ -93,3 +104,19 @@ def _read_csv(path: str) -> list[dict[str, str]]:
         return []
     with open(path, newline="") as fh:
         return list(csv.DictReader(fh))
+
+
+def _start_wandb(project: str, run_dir: str, config: dict | None):
+    """A Weights & Biases run for this run directory: its id is derived from the directory, so a resumed
+    run continues the same W&B run. ``WANDB_MODE=offline`` keeps everything under ``run_dir/wandb``."""
+    try:
+        import wandb
+    except ImportError:
+        raise ConfigError("train.wandb_project needs wandb: pip install 'mqe-gcrl[wandb]'") from None
+    import hashlib
+
+    path = os.path.abspath(run_dir)
+    run_id = os.path.basename(path)[:40] + "-" + hashlib.sha1(path.encode()).hexdigest()[:8]
+    return wandb.init(project=project, id="".join(c if c.isalnum() or c in "-_" else "-" for c in run_id),
+                      name=os.path.basename(path), dir=path, config=config or {}, resume="allow",
+                      reinit="create_new")

@@ -39,7 +39,7 @@ from mqe.sampling import DeviceData
 
 # Fields that may change when a run is resumed (they do not change what a step computes).
 RESUMABLE_CHANGES = {"steps", "log_interval", "checkpoint_interval", "keep_checkpoints", "eval_interval",
-                     "tensorboard", "seed_batching"}
+                     "tensorboard", "wandb_project", "seed_batching"}
 
 Evaluator = Callable[[Any], dict[str, float]]
 # Evaluates every seed of a group at once: (agent states stacked on a leading axis) -> one dict per seed.
@@ -284,7 +284,8 @@ def _train_group(seeds: list[_Seed], data: DeviceData, dataset: Dataset, evaluat
     n = len(seeds)
     step = seeds[0].step
     for s in seeds:
-        s.logger = RunLogger(s.run_dir, resume_step=step, tensorboard=tc.tensorboard)
+        s.logger = RunLogger(s.run_dir, resume_step=step, tensorboard=tc.tensorboard,
+                             wandb_project=tc.wandb_project, config=s.config.to_dict())
     agents, keys = stack([s.agent for s in seeds]), stack([s.key for s in seeds])
     sampler = config.agent.sampler()
     window: list[tuple[dict[str, Any], int]] = []  # (metrics stacked over seeds, chunk length) since last log
