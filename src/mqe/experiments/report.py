@@ -185,12 +185,12 @@ class Group:
         env = run.config.get("env", "")
         preset = default_preset(env) or "paper"
         try:
-            paper = make_config(run.agent, preset, dataset=env, env=env).to_dict()
+            paper = json.loads(json.dumps(make_config(run.agent, preset, dataset=env, env=env).to_dict()))
         except ConfigError:
             return ["no paper configuration for this agent"]
         if run.steps != paper["train"]["steps"]:
             notes.append(f"{_count(run.steps)} updates (paper {_count(paper['train']['steps'])})")
-        episodes = {r.episodes for r in self.runs}
+        episodes = {r.episodes for r, _ in self.scored} or {r.episodes for r in self.runs}
         if episodes != {50}:
             notes.append(f"{'/'.join(str(e) if e else '?' for e in sorted(episodes, key=str))} evaluation episodes "
                          "per task (paper 50)")
