@@ -5,16 +5,15 @@ import dataclasses
 import functools
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import jax
 import numpy as np
 import pytest
 
 import mqe
+from processes import kill_at_first_checkpoint
 from mqe.cli import _make_ogbench_evaluator, main
 from mqe.config import ConfigError, make_config, parse_seeds
 from mqe.data.dataset import Dataset
@@ -93,21 +92,13 @@ def test_vmapped_seeds_draw_the_same_batches_and_round_differently(walk):
 
 def test_a_killed_group_resumes_to_its_single_seed_runs(walk, tmp_path):
     """`mqe train --seeds 0-1`, SIGKILLed mid-run (a real process) and run again, ends with each seed's
-    uninterrupted single-seed parameters; a seed trained further than the others joins them later."""
+    uninterrupted single-seed parameters, and logs each step once."""
     root = str(tmp_path / "group")
     argv = ["train", "--dataset", walk, "--agent", "mqe", "--preset", PRESET, "--seeds", "0-1", "--run-dir", root,
             "--no-progress",
             *[f"--set={o}" for o in SMALL], "--steps", "600", "--set", "train.checkpoint_interval=50"]
     proc = subprocess.Popen([sys.executable, "-m", "mqe", *argv], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 180
-    ckpt_dir = os.path.join(root, "s1", "checkpoints")
-    while time.time() < deadline and proc.poll() is None:
-        if os.path.isdir(ckpt_dir) and any(f.endswith(".msgpack") for f in os.listdir(ckpt_dir)):
-            break
-        time.sleep(0.02)
-    assert proc.poll() is None, f"training ended before it could be killed: {proc.stderr.read().decode()}"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_at_first_checkpoint(proc, os.path.join(root, "s1", "checkpoints"))
     at_kill = [mqe.load(os.path.join(root, f"s{s}")).step for s in (0, 1)]
     assert all(0 < step < 600 for step in at_kill), at_kill
     assert main(argv) == 0

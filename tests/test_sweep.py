@@ -4,7 +4,6 @@ and `mqe report` on what it produced."""
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ import numpy as np
 import pytest
 
 import mqe
+from processes import kill_at_first_checkpoint
 from mqe.cli import main
 from mqe.config import ConfigError
 from mqe.data.dataset import Dataset
@@ -80,14 +80,7 @@ def test_a_killed_sweep_resumes_without_redoing_finished_runs(data_dir, tmp_path
     sweep = subprocess.Popen([sys.executable, "-m", "mqe", *argv], stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE)
     mqe_ckpt = out / "runs" / "walk" / "mqe" / "s1" / "checkpoints"
-    deadline = time.time() + 240
-    while time.time() < deadline and sweep.poll() is None:
-        if mqe_ckpt.is_dir() and any(f.endswith(".msgpack") for f in os.listdir(mqe_ckpt)):
-            break
-        time.sleep(0.05)
-    assert sweep.poll() is None, sweep.stderr.read().decode()
-    sweep.send_signal(signal.SIGKILL)  # the sweep dies at once; its job checkpoints and exits
-    sweep.wait()
+    kill_at_first_checkpoint(sweep, mqe_ckpt, timeout=240)  # the sweep dies at once; its job checkpoints and exits
     job_pid = int((out / "runs" / "walk" / "mqe" / "s1" / ".lock").read_text().split()[1])
     deadline = time.time() + 60
     while time.time() < deadline and os.path.exists(f"/proc/{job_pid}"):

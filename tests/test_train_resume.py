@@ -3,15 +3,14 @@ uninterrupted run; the logs hold each step once."""
 
 import csv
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import jax
 import numpy as np
 
 import mqe
+from processes import kill_at_first_checkpoint
 from mqe.config import make_config
 from mqe.data.dataset import Dataset
 from mqe.train import train
@@ -41,14 +40,7 @@ def test_killed_run_resumes_to_identical_parameters(tmp_path):
            "--no-progress"] + [a for o in OVERRIDES for a in ("--set", o)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     ckpt_dir = os.path.join(killed_dir, "checkpoints")
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
-        if os.path.isdir(ckpt_dir) and any(f.endswith(".msgpack") for f in os.listdir(ckpt_dir)):
-            break
-        time.sleep(0.02)
-    assert proc.poll() is None, f"training ended before it could be killed: {proc.stderr.read().decode()}"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_at_first_checkpoint(proc, ckpt_dir)
     steps_at_kill = mqe.load(killed_dir).step
     assert 0 < steps_at_kill < 1200, "the kill must land mid-run"
 

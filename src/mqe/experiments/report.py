@@ -475,11 +475,7 @@ def plot_curves(groups: list[Group], out_dir: str) -> list[str]:
                                 if any(g.budget_notes() for g in family) else ""), fontsize=9)
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
-        fig.tight_layout()
-        path = os.path.join(out_dir, f"curves_{dataset}.png")
-        _save(fig, path)
-        plt.close(fig)
-        files.append(path)
+        files.append(_save(plt, fig, os.path.join(out_dir, f"curves_{dataset}.png")))
     return files
 
 
@@ -519,17 +515,17 @@ def plot_heatmaps(groups: list[Group], out_dir: str) -> list[str]:
         marked = f" {MARK}" if any(g.budget_notes() for g in family) else ""
         ax.set_title(f"{dataset} / {agent}: success (%), {seeds} seeds{marked}", fontsize=8)
         fig.colorbar(image, ax=ax)
-        fig.tight_layout()
-        path = os.path.join(out_dir, f"heatmap_{dataset}_{agent}.png")
-        _save(fig, path)
-        plt.close(fig)
-        files.append(path)
+        files.append(_save(plt, fig, os.path.join(out_dir, f"heatmap_{dataset}_{agent}.png")))
     return files
 
 
-def _save(fig, path: str) -> None:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=130)
+def _save(plt, fig, path: str) -> str:
+    """Lays out, writes (atomically) and closes a figure; returns its path."""
     from mqe.io import atomic_write_bytes
 
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=130)
+    plt.close(fig)
     atomic_write_bytes(path, buffer.getvalue())
+    return path
