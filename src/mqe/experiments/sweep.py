@@ -52,7 +52,10 @@ def seed_progress(job: Job, seed: int) -> tuple[int, bool]:
 
 def _die_with_parent() -> None:
     """In a job's process (Linux): if the sweep dies, even by SIGKILL, the job gets SIGINT, writes a
-    checkpoint of its last completed chunk and exits; the next sweep resumes it."""
+    checkpoint of its last completed chunk and exits; the next sweep resumes it. SIGINT is restored to
+    its default first: a sweep started in the background (``nohup ... &``) passes it on ignored, and
+    Python then never turns it into KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     try:
         import ctypes
 
