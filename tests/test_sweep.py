@@ -4,6 +4,7 @@ and `mqe report` on what it produced."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -39,6 +40,15 @@ def _argv(data_dir, out, *extra):
     return ["sweep", "--datasets", f"{data_dir}/walk.npz,{data_dir}/broken.npz", "--agents", "mqe,gcbc",
             "--seeds", "0-1", "--preset", PRESET, "--set", "train.steps=100", "--set", "train.updates_per_call=50",
             "--set", "train.log_interval=50", "--out", str(out), "--status-interval", "1", *extra]
+
+
+def _alive(pid):
+    """Whether a process runs (an exited one nobody reaped yet is a zombie: state Z)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 def _log(out):
@@ -77,14 +87,16 @@ def test_a_killed_sweep_resumes_without_redoing_finished_runs(data_dir, tmp_path
             "--preset", PRESET, "--set", "train.steps=600", "--set", "train.updates_per_call=50",
             "--set", "train.checkpoint_interval=50", "--set", "train.log_interval=50", "--out", str(out),
             "--status-interval", "1"]
-    sweep = subprocess.Popen([sys.executable, "-m", "mqe", *argv], stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE)
+    # Started as `nohup mqe sweep ... &` would be: SIGINT ignored, which its jobs inherit.
+    sweep = subprocess.Popen([sys.executable, "-m", "mqe", *argv], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     mqe_ckpt = out / "runs" / "walk" / "mqe" / "s1" / "checkpoints"
     kill_at_first_checkpoint(sweep, mqe_ckpt, timeout=240)  # the sweep dies at once; its job checkpoints and exits
     job_pid = int((out / "runs" / "walk" / "mqe" / "s1" / ".lock").read_text().split()[1])
     deadline = time.time() + 60
-    while time.time() < deadline and os.path.exists(f"/proc/{job_pid}"):
+    while time.time() < deadline and _alive(job_pid):
         time.sleep(0.1)  # the orphaned job saves its last chunk and exits
+    assert not _alive(job_pid), "the sweep's job outlived it"
     at_kill = mqe.load(str(out / "runs" / "walk" / "mqe" / "s1")).step
     assert 0 < at_kill < 600
     assert main(argv) == 0
