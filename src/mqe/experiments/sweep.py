@@ -50,29 +50,16 @@ def seed_progress(job: Job, seed: int) -> tuple[int, bool]:
     return step, done
 
 
-def _die_with_parent() -> None:
-    """In a job's process (Linux): if the sweep dies, even by SIGKILL, the job gets SIGINT, writes a
-    checkpoint of its last completed chunk and exits; the next sweep resumes it. SIGINT is restored to
-    its default first: a sweep started in the background (``nohup ... &``) passes it on ignored, and
-    Python then never turns it into KeyboardInterrupt."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGINT)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
 def start_job(argv: list[str], log_path: str, env: dict[str, str] | None = None) -> subprocess.Popen:
     """Starts ``mqe <argv>`` with its output appended to ``log_path``."""
     os.makedirs(os.path.dirname(log_path), exist_ok=True)
     with open(log_path, "ab") as log:
         log.write(f"\n$ mqe {' '.join(argv)}\n".encode())
         log.flush()
-        return subprocess.Popen([sys.executable, "-m", "mqe", *argv], stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})},
-                                preexec_fn=_die_with_parent)
+        # mqe.experiments.job: the job checkpoints and exits if this process dies, however it dies.
+        return subprocess.Popen([sys.executable, "-m", "mqe.experiments.job", str(os.getpid()), *argv],
+                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env={**os.environ, **(env or {})})
 
 
 def run_job(argv: list[str], log_path: str) -> int:
