@@ -224,10 +224,10 @@ def cmd_train(args) -> int:
                   + ", ".join(f"{k} {v:.1%}" for k, v in tasks.items()))
             print(f"success rate: {final['overall']:.1%}")
     if several and finals:
-        import numpy as np
+        from mqe.experiments.report import mean_and_se
 
-        se = float(np.std(finals, ddof=1) / np.sqrt(len(finals)))
-        print(f"success rate over {len(finals)} seeds: {np.mean(finals):.1%} ± {se:.1%} (standard error)")
+        mean, se = mean_and_se(finals)
+        print(f"success rate over {len(finals)} seeds: {mean:.1%} ± {se:.1%} (standard error)")
     return 0
 
 

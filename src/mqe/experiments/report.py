@@ -176,7 +176,7 @@ class Group:
         scores = [s for _, s in self.scored]
         if not scores:
             return {}
-        return {k: _mean_se([100 * s[k] for s in scores]) for k in scores[0]}
+        return {k: mean_and_se([100 * s[k] for s in scores]) for k in scores[0]}
 
     def budget_notes(self) -> list[str]:
         """How this configuration's budget differs from the paper's (empty: the paper's budget)."""
@@ -232,7 +232,8 @@ def _flat(run: Run) -> dict[str, Any]:
     return out
 
 
-def _mean_se(values: list[float]) -> tuple[float, float]:
+def mean_and_se(values: list[float]) -> tuple[float, float]:
+    """Mean and standard error (sample standard deviation / sqrt(n); NaN for one value)."""
     mean = sum(values) / len(values)
     if len(values) < 2:
         return mean, float("nan")
@@ -461,7 +462,7 @@ def plot_curves(groups: list[Group], out_dir: str) -> list[str]:
             steps = sorted(set.intersection(*(set(r.evals) for r in g.runs if r.evals)))
             if not steps:
                 continue
-            stats = [_mean_se([100 * r.evals[s]["overall"] for r in g.runs if s in r.evals]) for s in steps]
+            stats = [mean_and_se([100 * r.evals[s]["overall"] for r in g.runs if s in r.evals]) for s in steps]
             mean = [m for m, _ in stats]
             se = [0.0 if not math.isfinite(e) else e for _, e in stats]
             marked = MARK if g.budget_notes() else ""

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import signal
 import subprocess
@@ -278,10 +277,11 @@ def _success_text(job: Job) -> str:
                 rates.append(float(json.load(f)["overall"]))
     if not rates:
         return "no evaluation"
-    mean = sum(rates) / len(rates)
+    from mqe.experiments.report import mean_and_se
+
+    mean, se = mean_and_se(rates)
     if len(rates) == 1:
         return f"success {mean:.1%} (1 seed)"
-    se = math.sqrt(sum((r - mean) ** 2 for r in rates) / (len(rates) - 1) / len(rates))
     return f"success {mean:.1%} ± {se:.1%} ({len(rates)} seeds)"
 
 
