@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import mqe
+from mqe import checkpoint as ckpt
 from mqe.agents import AGENTS
 from mqe.config import make_config
 from mqe.data.dataset import Dataset
@@ -75,6 +76,21 @@ def test_agent_contract(name, tmp_path):
         assert np.all(loaded.distance(obs, obs) == 0), "d(s, s) = 0 through the public API"
         np.testing.assert_allclose(d, np.asarray(result.agent.distance(obs, goals)).mean(0), rtol=1e-5, atol=1e-6)
         assert loaded.distance(obs, goals, reduce="none").shape == (getattr(config.agent, "ensemble_size", 1), 7)
+
+    # A policy checkpoint (only POLICY_NETWORKS) acts exactly like the full agent, and float16 storage
+    # moves the actions by no more than float16 rounding of the weights allows.
+    policy = {k: result.agent.params[k] for k in spec.agent_class.POLICY_NETWORKS}
+    full_actions = np.asarray(result.agent.sample_actions(obs, goals))
+    for stored, tol in (("float32", 1e-6), ("float16", 1e-2)):
+        run = tmp_path / f"policy_{stored}"
+        ckpt.save_policy(str(run), step=40, config=config.to_dict(), params=policy,
+                         observation_shape=ds.observation_shape, action_dim=ds.action_dim, stored_dtype=stored)
+        only_policy = mqe.load(run)
+        assert only_policy.policy_only and only_policy.step == 40
+        np.testing.assert_allclose(only_policy.act(obs, goals), full_actions, atol=tol, rtol=0)
+    if hasattr(result.agent, "distance"):
+        with pytest.raises(TypeError, match="policy checkpoint"):
+            only_policy.distance(obs, goals)
 
 
 @pytest.mark.parametrize("invariance", ["exp_squared", "squared", "all_pairs", "expectile", "none"])

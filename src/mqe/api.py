@@ -27,8 +27,10 @@ _REDUCTIONS = ("mean", "max", "min", "none")
 class LoadedAgent:
     """A trained agent restored from a checkpoint; methods take and return numpy arrays, batched."""
 
-    def __init__(self, agent, config: RunConfig, step: int, path: str, observation_shape, action_dim):
+    def __init__(self, agent, config: RunConfig, step: int, path: str, observation_shape, action_dim,
+                 policy_only: bool = False):
         self.agent = agent
+        self.policy_only = policy_only  # a policy checkpoint: act() works, the critics are not there
         self.config = config
         self.step = step
         self.path = path
@@ -48,6 +50,8 @@ class LoadedAgent:
         """d(psi(s), psi(g)) for matched rows; ``reduce`` over the ensemble: mean | max | min | none."""
         if not hasattr(self.agent, "distance"):
             raise TypeError(f"agent {self.config.agent_name!r} has no learned distance")
+        if self.policy_only:
+            raise TypeError(f"{self.path} is a policy checkpoint: it holds the policy's networks, not the critic's")
         if reduce not in _REDUCTIONS:
             raise ValueError(f"reduce must be one of {_REDUCTIONS}, got {reduce!r}")
         obs, goals = self._rows(observations, "observations"), self._rows(goals, "goals")
@@ -100,16 +104,19 @@ def _batched(fn, batch_size: int, obs: np.ndarray, goals: np.ndarray, axis: int 
 
 
 def load(path: str | os.PathLike) -> LoadedAgent:
-    """Loads a checkpoint file, or the newest checkpoint of a run directory; needs nothing else."""
+    """Loads a checkpoint file, or the newest checkpoint of a run directory (a full one if it has any,
+    else its newest policy checkpoint); needs nothing else."""
     path = os.fspath(path)
     if os.path.isdir(path):
-        for directory in (os.path.join(path, "checkpoints"), path):
-            latest = ckpt.latest_checkpoint(directory)
-            if latest:
-                path = latest
+        for directory, policies in ((os.path.join(path, "checkpoints"), False), (path, False),
+                                    (os.path.join(path, ckpt.POLICY_DIR), True)):
+            found = ckpt.list_checkpoints(directory, policies)
+            if found:
+                path = found[-1][1]
                 break
         else:
-            raise ckpt.CheckpointError(f"{path}: no checkpoint (ckpt_*.msgpack) in this run directory")
+            raise ckpt.CheckpointError(f"{path}: no checkpoint (checkpoints/ckpt_*.msgpack or "
+                                       f"{ckpt.POLICY_DIR}/policy_*.msgpack) in this run directory")
     payload = ckpt.read_checkpoint(path)
     config = RunConfig.from_dict(payload["config"])
     spec = AGENTS[config.agent_name]
@@ -119,5 +126,14 @@ def load(path: str | os.PathLike) -> LoadedAgent:
         config.agent,
     )
     state = payload["state"]
+    if payload.get("contents") == "policy":
+        stored = state["agent"]["params"]
+        params = dict(template.params)
+        for name, tree in stored.items():
+            if name not in params:
+                raise ckpt.CheckpointError(f"{path}: network {name!r} is not one of this agent's ({', '.join(params)})")
+            params[name] = ckpt.restore_state(template.params[name], tree, path)
+        return LoadedAgent(template.replace(params=params), config, int(payload["step"]), path, obs_shape,
+                           action_dim, policy_only=True)
     agent = ckpt.restore_state(template, state["agent"], path)
     return LoadedAgent(agent, config, int(payload["step"]), path, obs_shape, action_dim)

@@ -5,6 +5,12 @@ A checkpoint is one msgpack file ``ckpt_<step>.msgpack`` holding::
     {"format": "mqe-checkpoint", "version": 1, "config": <RunConfig.to_dict() as JSON>,
      "step": int, "observation_shape": [...], "action_dim": int,
      "state": {"agent": <agent state dict>, "rng": <uint32 key>}}
+
+A policy checkpoint ``policies/policy_<step>.msgpack`` is the compact kind a run ships for evaluation
+elsewhere: the same header with ``"contents": "policy"``, and in ``state`` only the networks the agent's
+``sample_actions`` reads (its ``POLICY_NETWORKS``), stored as ``stored_dtype`` (float16 by default: a
+paper-size actor is 1 MB instead of the 48 MB of a full checkpoint with critics and Adam moments).
+It can be evaluated (``mqe eval``, ``mqe.load(...).act``) but not resumed.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ from mqe.io import atomic_write_bytes
 FORMAT = "mqe-checkpoint"
 VERSION = 1
 _NAME = re.compile(r"^ckpt_(\d+)\.msgpack$")
+_POLICY_NAME = re.compile(r"^policy_(\d+)\.msgpack$")
+POLICY_DIR = "policies"
 
 
 class CheckpointError(ValueError):
@@ -33,16 +41,53 @@ def checkpoint_path(directory: str, step: int) -> str:
     return os.path.join(directory, f"ckpt_{step:010d}.msgpack")
 
 
-def list_checkpoints(directory: str) -> list[tuple[int, str]]:
-    """(step, path) of every checkpoint in ``directory``, oldest first."""
+def policy_path(run_dir: str, step: int) -> str:
+    return os.path.join(run_dir, POLICY_DIR, f"policy_{step:010d}.msgpack")
+
+
+def list_checkpoints(directory: str, policies: bool = False) -> list[tuple[int, str]]:
+    """(step, path) of every checkpoint in ``directory`` (``policies``: every policy checkpoint),
+    oldest first."""
     if not os.path.isdir(directory):
         return []
+    pattern = _POLICY_NAME if policies else _NAME
     found = []
     for name in os.listdir(directory):
-        match = _NAME.match(name)
+        match = pattern.match(name)
         if match:
             found.append((int(match.group(1)), os.path.join(directory, name)))
     return sorted(found)
+
+
+def checkpoint_at(run_dir: str, step: int) -> str | None:
+    """The run's full checkpoint at ``step`` if it has one, else its policy checkpoint, else None."""
+    for path in (checkpoint_path(os.path.join(run_dir, "checkpoints"), step), policy_path(run_dir, step)):
+        if os.path.exists(path):
+            return path
+    return None
+
+
+def save_policy(run_dir: str, *, step: int, config: dict[str, Any], params: dict[str, Any],
+                observation_shape: tuple[int, ...], action_dim: int, stored_dtype: str = "float16") -> str:
+    """Writes a policy checkpoint (see the module docstring) of ``params``: {network name: parameters}."""
+    if stored_dtype not in ("float16", "float32"):
+        raise ValueError(f"stored_dtype must be float16 or float32, got {stored_dtype!r}")
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "contents": "policy",
+        "stored_dtype": stored_dtype,
+        "config": json.dumps(config),
+        "step": int(step),
+        "observation_shape": list(observation_shape),
+        "action_dim": int(action_dim),
+        "state": {"agent": {"params": jax.tree.map(lambda x: np.asarray(x, stored_dtype), params)}},
+        "extra": "{}",
+    }
+    path = policy_path(run_dir, step)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    atomic_write_bytes(path, flax.serialization.msgpack_serialize(payload))
+    return path
 
 
 def save_checkpoint(

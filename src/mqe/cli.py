@@ -9,8 +9,9 @@ import os
 import sys
 import warnings
 
+from mqe import checkpoint as ckpt
 from mqe.checkpoint import CheckpointError
-from mqe.io import RunDirBusy
+from mqe.io import RunDirBusy, atomic_write_text
 from mqe.config import ConfigError, load_presets, make_config, parse_seeds, preset_names
 from mqe.data.dataset import DatasetError
 
@@ -255,6 +256,11 @@ def cmd_eval(args) -> int:
     from mqe.api import load
     from mqe.evaluation import write_results
 
+    if args.paper:
+        return _eval_paper(args)
+    if len(args.runs) > 1:
+        raise ConfigError(f"mqe eval takes one run ({len(args.runs)} given); several runs go with --paper")
+    args.run = args.runs[0]
     model = load(args.run)
     name = args.env or model.config.env
     if args.env:
@@ -281,6 +287,66 @@ def cmd_eval(args) -> int:
     print(f"success rate: {result['overall']:.1%} (step {model.step}; written to {out})")
     if video_dir is not None:
         print(f"videos (the first episode of each task): {', '.join(sorted(os.listdir(video_dir)))} in {video_dir}")
+    return 0
+
+
+def _eval_paper(args) -> int:
+    """The paper's protocol on saved runs: each run's checkpoints (full or policy) at 80/90/100% of its
+    ``train.steps`` evaluated, written as ``eval_<step>.json`` and ``final_eval.json`` exactly as training
+    writes them (so ``mqe report`` reads them). Seeds of one configuration are evaluated together; steps
+    already evaluated are kept (a killed evaluation resumes)."""
+    from mqe.api import load
+    from mqe.config import RunConfig
+    from mqe.experiments.report import mean_and_se
+    from mqe.train import paper_eval_steps, stack
+
+    if args.video is not None or args.out:
+        raise ConfigError("--paper writes eval_<step>.json into each run; it takes neither --out nor --video")
+    groups: dict[str, list[tuple[str, RunConfig]]] = {}
+    for run_dir in args.runs:
+        path = os.path.join(run_dir, "config.json")
+        if not os.path.isfile(path):
+            raise ConfigError(f"{run_dir}: not a run directory (no config.json); --paper evaluates run directories")
+        with open(path) as f:
+            config = RunConfig.from_dict(json.load(f))
+        key = json.dumps({**config.to_dict(), "train": {**config.to_dict()["train"], "seed": None}}, sort_keys=True)
+        groups.setdefault(key, []).append((run_dir, config))
+    if args.env:
+        _check_known(args.env, "--env")
+    finals = []
+    for members in groups.values():
+        config = members[0][1]
+        name = args.env or config.env
+        if not name:
+            raise ConfigError(f"{members[0][0]} was trained on {config.dataset!r} with no evaluation environment; "
+                              "pass --env NAME (an OGBench dataset name)")
+        steps = paper_eval_steps(config.train.steps, config.train.updates_per_call)
+        evaluator = _make_ogbench_evaluator(name, args.episodes, not args.no_progress, args.eval_workers, args.seed,
+                                            batching=config.train.seed_batching)
+        for step in steps:
+            todo = [run for run, _ in members if not os.path.exists(os.path.join(run, f"eval_{step}.json"))]
+            if not todo:
+                continue
+            paths = {}
+            for run in todo:
+                paths[run] = ckpt.checkpoint_at(run, step)
+                if paths[run] is None:
+                    raise CheckpointError(f"{run}: no checkpoint at step {step} (checkpoints/ckpt_{step:010d}.msgpack "
+                                          f"or {ckpt.POLICY_DIR}/policy_{step:010d}.msgpack), one of the paper's "
+                                          f"evaluation points {steps}")
+            print(f"{name}: step {step}, {len(todo)} run(s), {args.episodes} episodes per task", flush=True)
+            results, _ = evaluator(stack([load(paths[run]).agent for run in todo]))
+            for run, result in zip(todo, results):
+                atomic_write_text(os.path.join(run, f"eval_{step}.json"),
+                                  json.dumps({"step": step, **result}, indent=2))
+        for run, _ in members:
+            final, evaluated_at = _paper_summary(run, steps, args.episodes)
+            finals.append(final["overall"])
+            print(f"{run}: success {final['overall']:.1%} (mean of steps {evaluated_at}); "
+                  + ", ".join(f"{k} {v:.1%}" for k, v in final.items() if k != "overall"))
+    if len(finals) > 1:
+        mean, se = mean_and_se(finals)
+        print(f"success rate over {len(finals)} runs: {mean:.1%} ± {se:.1%} (standard error)")
     return 0
 
 
@@ -543,8 +609,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="also print the whole resolved config")
     p.set_defaults(func=cmd_config)
 
-    p = sub.add_parser("eval", help="re-evaluate a saved run (its newest checkpoint) on its OGBench environment")
-    p.add_argument("run", help="run directory or checkpoint file")
+    p = sub.add_parser("eval", help="re-evaluate a saved run (its newest checkpoint) on its OGBench environment; "
+                                    "--paper: the paper's protocol on runs trained elsewhere")
+    p.add_argument("runs", nargs="+", metavar="run", help="run directory or checkpoint file (several with --paper)")
+    p.add_argument("--paper", action="store_true",
+                   help="evaluate each run's checkpoints (full or policy) at the paper's 80/90/100%% points and write "
+                        "eval_<step>.json and final_eval.json into it, as training does; seeds are evaluated together")
     p.add_argument("--env", help="evaluate on this OGBench dataset's environment (default: the run's own)")
     p.add_argument("--episodes", type=int, default=50, help="episodes per task")
     p.add_argument("--seed", type=int, default=0,

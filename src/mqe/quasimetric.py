@@ -100,32 +100,35 @@ def _fast_argmax(values: jax.Array) -> jax.Array:
     return jnp.max(key, axis=-1) & ((1 << bits) - 1)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def _mrn_pairwise_components(x: jax.Array, y: jax.Array, num_components: int) -> jax.Array:
-    """(B, D), (B', D) -> (B, B', C) per-component distances (unscaled)."""
-    return _mrn_pairwise_fwd(x, y, num_components)[0]
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def _mrn_pairwise_components(x: jax.Array, y: jax.Array, num_components: int, argmax: str = "bits",
+                             barrier: str = "on") -> jax.Array:
+    """(B, D), (B', D) -> (B, B', C) per-component distances (unscaled). ``argmax`` and ``barrier``
+    choose the program (``mqe.kernels``), not the values."""
+    return _mrn_pairwise_fwd(x, y, num_components, argmax, barrier)[0]
 
 
-def _mrn_pairwise_fwd(x, y, num_components):
+def _mrn_pairwise_fwd(x, y, num_components, argmax="bits", barrier="on"):
     half = _check_split(x.shape[-1], num_components)
     xs = x.reshape(x.shape[0], num_components, 2, half)
     ys = y.reshape(y.shape[0], num_components, 2, half)
     # One fused pass over the (B, B', C, half) differences finds the arg-max of the asymmetric half
     # (never materialised); its value is then gathered (B * B' * C lookups) rather than reduced again.
-    arg_a = _fast_argmax(xs[:, None, :, 0, :] - ys[None, :, :, 0, :])  # (B, B', C)
+    diff_a = xs[:, None, :, 0, :] - ys[None, :, :, 0, :]
+    arg_a = _fast_argmax(diff_a) if argmax == "bits" else jnp.argmax(diff_a, axis=-1).astype(jnp.int32)  # (B, B', C)
     comp = jnp.arange(num_components)[None, None, :]
     rows_x, rows_y = jnp.arange(x.shape[0])[:, None, None], jnp.arange(y.shape[0])[None, :, None]
     max_a = xs[rows_x, comp, 0, arg_a] - ys[rows_y, comp, 0, arg_a]
     # The barrier keeps the two reductions in separate simple fusions: XLA's fused multi-output
     # reduction is an order of magnitude slower on CPU.
-    xb, yb, max_a = jax.lax.optimization_barrier((xs, ys, max_a))
+    xb, yb, max_a = jax.lax.optimization_barrier((xs, ys, max_a)) if barrier == "on" else (xs, ys, max_a)
     norm_s = safe_norm(jnp.sum(jnp.square(xb[:, None, :, 1, :] - yb[None, :, :, 1, :]), axis=-1))
     comps = jax.nn.relu(max_a) + norm_s
     # Residuals are (B, B', C) and the inputs: a few MB instead of the (B, B', D) tensor.
     return comps, (xs, ys, max_a > 0, arg_a, norm_s)
 
 
-def _mrn_pairwise_bwd(num_components, residuals, g):
+def _mrn_pairwise_bwd(num_components, argmax, barrier, residuals, g):
     xs, ys, active, arg_a, norm_s = residuals
     half = xs.shape[-1]
     # Asymmetric half: the gradient of max(0, max_k (x_k - y_k)) routes to the arg-max coordinate.
@@ -152,11 +155,14 @@ _mrn_pairwise_components.defvjp(_mrn_pairwise_fwd, _mrn_pairwise_bwd)
 
 
 def mrn_pairwise(
-    x: jax.Array, y: jax.Array, num_components: int = 8, distance_scale: str = "c_sqrt_d"
+    x: jax.Array, y: jax.Array, num_components: int = 8, distance_scale: str = "c_sqrt_d",
+    argmax: str = "bits", barrier: str = "on",
 ) -> jax.Array:
-    """All-pairs MRN quasimetric: (B, D), (B', D) -> (B, B'), memory-lean custom gradient."""
+    """All-pairs MRN quasimetric: (B, D), (B', D) -> (B, B'), memory-lean custom gradient.
+
+    ``argmax`` (bits | xla) and ``barrier`` (on | off) pick the compiled form (see ``mqe.kernels``)."""
     scale = _scale(x.shape[-1], num_components, distance_scale)
-    return scale * jnp.sum(_mrn_pairwise_components(x, y, num_components), axis=-1)
+    return scale * jnp.sum(_mrn_pairwise_components(x, y, num_components, argmax, barrier), axis=-1)
 
 
 def _interval_union_length(lo: jax.Array, hi: jax.Array) -> jax.Array:
@@ -199,24 +205,29 @@ def iqe_pairwise(x, y, num_components: int = 8, alpha: float = 0.5, distance_sca
     return iqe_distance(x[:, None, :], y[None, :, :], num_components, alpha, distance_scale)
 
 
-def ensemble_pairwise(pairwise, x: jax.Array, y: jax.Array) -> jax.Array:
+def ensemble_pairwise(pairwise, x: jax.Array, y: jax.Array, ensemble: str = "unroll") -> jax.Array:
     """Applies an all-pairs distance per ensemble member: (E, B, D), (E, B', D) -> (E, B, B').
 
-    Unrolled over the (small) ensemble axis rather than vmapped: XLA on CPU compiles the batched
-    custom-gradient kernel ~1.5x slower than E separate ones.
+    ``unroll`` (default): E separate kernels, as XLA on CPU compiles the batched custom-gradient kernel
+    ~1.5x slower; ``vmap``: one batched kernel (see ``mqe.kernels``).
     """
+    if ensemble == "vmap":
+        return jax.vmap(pairwise)(x, y)
     return jnp.stack([pairwise(x[e], y[e]) for e in range(x.shape[0])])
 
 
 QUASIMETRICS = ("mrn", "iqe")
 
 
-def make_quasimetric(kind: str, num_components: int, distance_scale: str, iqe_alpha: float = 0.5):
-    """Returns ``(matched, pairwise)`` distance functions for a quasimetric name."""
+def make_quasimetric(kind: str, num_components: int, distance_scale: str, iqe_alpha: float = 0.5,
+                     kernels=None):
+    """Returns ``(matched, pairwise)`` distance functions for a quasimetric name; ``kernels`` (a
+    ``mqe.kernels.Kernels``, default the CPU set) picks the compiled form of the MRN pairwise kernel."""
     if kind == "mrn":
+        extra = {} if kernels is None else {"argmax": kernels.argmax, "barrier": kernels.barrier}
         return (
             functools.partial(mrn_distance, num_components=num_components, distance_scale=distance_scale),
-            functools.partial(mrn_pairwise, num_components=num_components, distance_scale=distance_scale),
+            functools.partial(mrn_pairwise, num_components=num_components, distance_scale=distance_scale, **extra),
         )
     if kind == "iqe":
         kw = dict(num_components=num_components, alpha=iqe_alpha, distance_scale=distance_scale)

@@ -3,7 +3,8 @@ and Polyak-averaged target networks.
 
 Agents subclass ``AgentState`` and define ``create``, ``total_loss(params, batch) -> (loss, metrics)``,
 ``sample_actions``, ``value_estimate`` (or ``distance``) if they learn a value, and, if they keep target
-networks, ``TARGETS``: the names of the networks whose copies ``target_params`` tracks.
+networks, ``TARGETS``: the names of the networks whose copies ``target_params`` tracks; and
+``POLICY_NETWORKS``, the networks ``sample_actions`` reads, if not just ``actor``.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ class AgentState(flax.struct.PyTreeNode):
     action_dim: int = flax.struct.field(pytree_node=False)
 
     TARGETS: ClassVar[tuple[str, ...]] = ()  # networks with a Polyak-averaged target copy
+    POLICY_NETWORKS: ClassVar[tuple[str, ...]] = ("actor",)  # what sample_actions reads (policy checkpoints)
     SCALARS: ClassVar[tuple[str, ...]] = ()  # learned scalar parameters (initialised to 0), e.g. log multipliers
     LOSSES: ClassVar[tuple[str, ...]] = ("critic_loss", "actor_loss")  # methods summed by total_loss
 

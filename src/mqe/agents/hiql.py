@@ -73,6 +73,7 @@ class GoalRepresentation(nn.Module):
 
 class HIQLAgent(AgentState):
     TARGETS = ("value",)
+    POLICY_NETWORKS = ("high_actor", "low_actor")
     LOSSES = ("value_loss", "actor_loss")
 
     @staticmethod

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import flax.struct
 import jax
 import jax.numpy as jnp
 import optax
 
+from mqe import kernels as kernel_sets
 from mqe import losses
 from mqe.networks import EnsembleMLP, GaussianPolicy, StateActionEncoder
 from mqe.quasimetric import (
@@ -70,6 +71,9 @@ class MQEConfig:
     actor_mean_init_scale: float = 1e-2  # init scale of the policy's mean head
     # --- optimisation ---
     learning_rate: float = 3e-4  # Adam, default betas, eps 1e-8; no clipping, no weight decay
+    # --- numerics and compiled form (not in the paper) ---
+    matmul_dtype: str = "float32"  # float32 | bfloat16: network matmuls with bf16 inputs, float32 accumulation
+    kernels: str = "auto"  # compiled form of the hot path per backend: auto | cpu | gpu | name=value,... (mqe.kernels)
 
     def __post_init__(self):
         checks = [
@@ -83,11 +87,17 @@ class MQEConfig:
             (self.policy_std > 0, "policy_std must be > 0"),
             (self.latent_dim % (2 * self.num_components) == 0,
              "latent_dim must be divisible by 2 * num_components"),
+            (self.matmul_dtype in kernel_sets.MATMUL_DTYPES,
+             f"matmul_dtype must be one of {kernel_sets.MATMUL_DTYPES}"),
         ]
         for ok, message in checks:
             if not ok:
                 raise ValueError(f"MQEConfig: {message}")
         self.sampler()  # validates the sampling fields
+        try:
+            kernel_sets.resolve(self.kernels, "cpu")
+        except ValueError as exc:
+            raise ValueError(f"MQEConfig: {exc}") from None
 
     def sampler(self) -> SamplerConfig:
         return SamplerConfig(
@@ -108,6 +118,8 @@ class MQEAgent(flax.struct.PyTreeNode):
     step: jax.Array
     config: MQEConfig = flax.struct.field(pytree_node=False)
     action_dim: int = flax.struct.field(pytree_node=False)
+
+    POLICY_NETWORKS: ClassVar[tuple[str, ...]] = ("actor",)  # what sample_actions reads (policy checkpoints)
 
     # ----- networks, addressed by name -----
     @property
@@ -152,8 +164,9 @@ class MQEAgent(flax.struct.PyTreeNode):
         psi_s, psi_g = jnp.split(psi_sg, 2, axis=1)
         psi_w = jax.lax.stop_gradient(self.psi(params, batch["waypoints"]))
 
-        d = ensemble_pairwise(pairwise, phi_sa, psi_g)  # (E, B, B): d((s_i, a_i), g_j)
-        d_w = jax.lax.stop_gradient(ensemble_pairwise(pairwise, psi_w, jax.lax.stop_gradient(psi_g)))
+        ensemble = kernel_sets.resolve(cfg.kernels).ensemble
+        d = ensemble_pairwise(pairwise, phi_sa, psi_g, ensemble)  # (E, B, B): d((s_i, a_i), g_j)
+        d_w = jax.lax.stop_gradient(ensemble_pairwise(pairwise, psi_w, jax.lax.stop_gradient(psi_g), ensemble))
         ell = losses.linex_backup_loss(d, d_w, steps[None, :, None], cfg.gamma, cfg.linex_clip)
         backup_loss = jnp.mean(losses.weighted_pair_mean(ell, cfg.pair_weight))
 
@@ -247,16 +260,18 @@ class MQEAgent(flax.struct.PyTreeNode):
 
     def _distances(self):
         cfg = self.config
-        return make_quasimetric(cfg.quasimetric, cfg.num_components, cfg.distance_scale, cfg.iqe_alpha)
+        return make_quasimetric(cfg.quasimetric, cfg.num_components, cfg.distance_scale, cfg.iqe_alpha,
+                                kernel_sets.resolve(cfg.kernels))
 
 
 def _networks(config: MQEConfig, action_dim: int) -> dict[str, Any]:
+    ensemble, dtype = kernel_sets.resolve(config.kernels).ensemble, config.matmul_dtype
     return {
         "phi": StateActionEncoder(config.encoder_hidden_dims, config.latent_dim, config.ensemble_size,
-                                  config.encoder_layer_norm),
+                                  config.encoder_layer_norm, ensemble, dtype),
         "psi": EnsembleMLP(config.encoder_hidden_dims, config.latent_dim, config.ensemble_size,
-                           config.encoder_layer_norm),
-        "actor": GaussianPolicy(config.actor_hidden_dims, action_dim, config.actor_mean_init_scale),
+                           config.encoder_layer_norm, ensemble, dtype),
+        "actor": GaussianPolicy(config.actor_hidden_dims, action_dim, config.actor_mean_init_scale, dtype),
     }
 
 
