@@ -220,6 +220,7 @@ def run(args) -> int:
     print(f"  {best['kernels']:40s} bfloat16  {rate:9.1f}   (compiled in {compile_s:.0f} s)")
     print(f"chosen: {best['kernels']} (float32; bfloat16 is {rate / best['updates_per_s_per_seed']:.2f}x of it)")
     summary["kernel_timings"], summary["kernels"] = timings, best["kernels"]
+    write_outputs(args.out, None, summary)
     base = with_agent(base, kernels=best["kernels"])
 
     # 3. throughput table with the chosen kernels
@@ -238,6 +239,7 @@ def run(args) -> int:
         print(f"{seeds:5d} {rate:10.1f} {rate * seeds:10.1f} {achieved:9.0f} {achieved / rates['float32']:10.1%}",
               flush=True)
     summary["throughput"], summary["flops_per_update"] = table, flops
+    write_outputs(args.out, None, summary)
     del data
 
     # 4. training, as many of the paper's updates as the budget leaves
@@ -273,16 +275,23 @@ def run(args) -> int:
         summary["training"].append({"dataset": name, "seconds": seconds, "final_total_loss": losses,
                                     "updates_per_s_per_seed": results[0].updates_per_second})
         export_runs(run_dirs, steps, every, work, export_root)
+        write_outputs(args.out, export_root, summary)
 
-    # 5. the few files that come back
-    with tarfile.open(os.path.join(args.out, "runs.tar"), "w") as tar:
-        tar.add(os.path.join(export_root, "runs"), arcname="runs")
     summary["seconds"] = time.perf_counter() - t0
-    with open(os.path.join(args.out, "gpu.json"), "w") as f:
-        json.dump(summary, f, indent=2, default=str)
+    write_outputs(args.out, export_root, summary)
     size = os.path.getsize(os.path.join(args.out, "runs.tar")) / 2**20
     print(f"\nwrote {args.out}/runs.tar ({size:.1f} MiB), gpu.json, gpu.log in {summary['seconds']:.0f} s")
     return 0
+
+
+def write_outputs(out: str, export_root: str | None, summary: dict) -> None:
+    """The few files that come back, rewritten after each dataset so a call cut short keeps what it did."""
+    with open(os.path.join(out, "gpu.json"), "w") as f:
+        json.dump(summary, f, indent=2, default=str)
+    if export_root and os.path.isdir(os.path.join(export_root, "runs")):
+        with tarfile.open(os.path.join(out, "runs.tar.part"), "w") as tar:
+            tar.add(os.path.join(export_root, "runs"), arcname="runs")
+        os.replace(os.path.join(out, "runs.tar.part"), os.path.join(out, "runs.tar"))
 
 
 if __name__ == "__main__":
