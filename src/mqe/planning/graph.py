@@ -1,0 +1,240 @@
+"""Test-time graph search over a trained agent's learned distance (no retraining).
+
+Landmarks are K states of the training data. Their directed distance matrix, in environment steps, is
+computed once on the device; every edge gets the cost
+
+    c(d) = d ** edge_power,          and c(d) = inf where d > max_edge,
+
+so that with ``edge_power`` > 1 a chain of short hops is cheaper than one long jump of the same total
+length: the learned distance is least trustworthy far away (``edge_power`` = 1 and ``max_edge`` = inf
+plan on the raw distances). All-pairs shortest path costs S between landmarks come from Floyd-Warshall
+(K relaxation rounds of a K x K min-plus update, on the device).
+
+From a state s to a goal g the planner picks the first landmark of the cheapest route
+
+    k* = argmin_k [ c(d(s, l_k)) + min_m ( S[k, m] + c(d(l_m, g)) ) ]
+
+and hands the policy l_{k*} as its goal. The policy gets g itself when the direct edge is no dearer,
+c(d(s, g)) <= that minimum, or when g is within ``goal_radius`` steps, or when no finite route exists.
+
+For a batch of N states and goals the whole choice is one jitted program over (N, K) distance blocks:
+no Python loop over episodes or landmarks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+SELECTIONS = ("uniform", "farthest")
+
+
+class PlannerError(ValueError):
+    """Bad planner settings or an agent the planner cannot use; the message names what was expected."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PlannerConfig:
+    """Every setting of the graph planner (``--planner graph`` and ``--planner-set KEY=VALUE``)."""
+
+    landmarks: int = 500  # K: dataset states used as graph nodes
+    selection: str = "uniform"  # uniform: K states drawn uniformly; farthest: greedy farthest-point in the learned metric
+    candidates: int = 20_000  # farthest: the uniform pool it picks from (the first landmark is the pool's first state)
+    edge_power: float = 2.0  # c(d) = d ** edge_power: > 1 discourages long edges (1: raw distances)
+    max_edge: float = math.inf  # edges longer than this many steps are dropped
+    goal_radius: float = 10.0  # steps: closer than this, the policy gets the goal itself
+    replan_every: int = 10  # environment steps between replanning (the waypoint is kept in between)
+    seed: int = 0  # landmark sampling
+
+    def __post_init__(self):
+        checks = [
+            (isinstance(self.landmarks, int) and self.landmarks >= 1, f"landmarks must be an integer >= 1, got {self.landmarks!r}"),
+            (self.selection in SELECTIONS, f"selection must be one of {', '.join(SELECTIONS)}, got {self.selection!r}"),
+            (self.candidates >= 1, f"candidates must be >= 1, got {self.candidates!r}"),
+            (self.edge_power >= 1.0, f"edge_power must be >= 1 (c(d) = d ** edge_power), got {self.edge_power!r}"),
+            (self.max_edge > 0, f"max_edge must be > 0 steps, got {self.max_edge!r}"),
+            (self.goal_radius >= 0, f"goal_radius must be >= 0 steps, got {self.goal_radius!r}"),
+            (isinstance(self.replan_every, int) and self.replan_every >= 1,
+             f"replan_every must be an integer >= 1, got {self.replan_every!r}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise PlannerError(f"planner: {message}")
+
+    @classmethod
+    def from_overrides(cls, overrides: list[str]) -> "PlannerConfig":
+        """``["landmarks=1000", "edge_power=1.5"]`` -> PlannerConfig, with errors that name the key."""
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        values = {}
+        for item in overrides:
+            key, sep, raw = item.partition("=")
+            if not sep or key not in fields:
+                raise PlannerError(f"planner: {item!r} is not KEY=VALUE with KEY one of {', '.join(fields)}")
+            kind = type(fields[key].default)
+            try:
+                values[key] = kind(raw)
+            except ValueError:
+                raise PlannerError(f"planner: {key} takes a {kind.__name__}, got {raw!r}") from None
+        return cls(**values)
+
+
+def edge_cost(d: jax.Array, edge_power: float, max_edge: float) -> jax.Array:
+    """c(d) = d ** edge_power, inf beyond ``max_edge`` (d in steps, clipped at 0)."""
+    d = jnp.maximum(d, 0.0)
+    return jnp.where(d > max_edge, jnp.inf, d ** edge_power)
+
+
+@jax.jit
+def shortest_paths(cost: jax.Array) -> jax.Array:
+    """All-pairs shortest path costs of a directed graph with edge costs ``cost`` (K, K), inf = no edge
+    (Floyd-Warshall: S <- min(S, S[:, k] + S[k, :]) for k = 1..K; S[i, i] = 0)."""
+    k = cost.shape[0]
+    start = jnp.where(jnp.eye(k, dtype=bool), 0.0, cost)
+    return jax.lax.fori_loop(0, k, lambda i, s: jnp.minimum(s, s[:, i, None] + s[None, i, :]), start)
+
+
+@jax.jit
+def choose(paths: jax.Array, to_landmarks: jax.Array, landmarks_to_goal: jax.Array, direct: jax.Array,
+           direct_steps: jax.Array, goal_radius: float) -> tuple[jax.Array, jax.Array]:
+    """The first landmark of the cheapest route, per row; and whether the goal itself is the target.
+
+    paths (K, K): shortest path costs; to_landmarks (N, K): c(d(s, l_k)); landmarks_to_goal (N, K):
+    c(d(l_m, g)); direct (N,): c(d(s, g)); direct_steps (N,): d(s, g) in steps.
+    """
+    onward = jnp.min(paths[None, :, :] + landmarks_to_goal[:, None, :], axis=-1)  # (N, K): min_m S[k, m] + c(l_m, g)
+    total = to_landmarks + onward
+    first = jnp.argmin(total, axis=-1)
+    best = jnp.take_along_axis(total, first[:, None], axis=-1)[:, 0]
+    use_goal = (direct <= best) | (direct_steps <= goal_radius) | ~jnp.isfinite(best)
+    return first, use_goal
+
+
+@dataclasses.dataclass
+class StepsFunctions:
+    """What the planner needs from an agent: embeddings that are computed once per state, and the
+    distance in environment steps between embeddings. For value agents the "embedding" is the state
+    itself and the distance runs the value network on the pair."""
+
+    embed_state: Callable[[jax.Array], object]
+    embed_goal: Callable[[jax.Array], object]
+    steps: Callable[[object, object], jax.Array]  # matched rows of embeddings -> (N,) steps
+    units: str  # how the steps were obtained, for the record
+
+
+def steps_functions(agent, agent_name: str) -> StepsFunctions:
+    """An agent's learned distance in environment steps (stated per agent):
+
+    - mqe, tmd: d(psi(s), psi(g)) / |log gamma| (their backups make one step worth |log gamma|),
+      averaged over the ensemble;
+    - qrl: its IQE distance, whose constraint d(s, s') <= 1 makes one step worth 1;
+    - gcivl, gciql, hiql: the value V(s, g) of reward -1 per step until the goal,
+      V = -(1 - gamma^k) / (1 - gamma), so k = log(1 + (1 - gamma) V) / log gamma (V clipped into range).
+    """
+    cfg = agent.config
+    if agent_name in ("mqe", "tmd"):
+        gamma = cfg.gamma if agent_name == "mqe" else cfg.discount
+        matched, _ = agent._distances()
+        psi = lambda x: agent.psi(agent.params, x)
+        return StepsFunctions(psi, psi, lambda a, b: jnp.mean(matched(a, b), axis=0) / abs(math.log(gamma)),
+                              "d(psi(s), psi(g)) / |log gamma|")
+    if agent_name == "qrl":
+        embed = lambda x: agent.embed(agent.params, x)
+        return StepsFunctions(embed, embed, lambda a, b: agent.latent_distance(a[0], b[0], a[1]),
+                              "IQE distance (one step = 1)")
+    if agent_name in ("gcivl", "gciql", "hiql"):
+        gamma = cfg.discount
+        if not cfg.sampler().gc_negative:
+            raise PlannerError(f"planner: {agent_name} with gc_negative=False has no steps-to-goal value")
+
+        def steps(s, g):
+            v = agent.value_estimate(s, g)
+            inner = jnp.clip(1.0 + (1.0 - gamma) * v, 1e-6, 1.0)
+            return jnp.log(inner) / math.log(gamma)
+
+        identity = lambda x: x
+        return StepsFunctions(identity, identity, steps, "value V converted: log(1 + (1 - gamma) V) / log gamma")
+    raise PlannerError(f"planner: agent {agent_name!r} has no distance or value the planner can turn into steps "
+                       "(mqe, tmd, qrl, gcivl, gciql, hiql)")
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _all_pairs(steps_fn, a_rows, b_all) -> jax.Array:
+    """steps(a_i, b_j) for every row i of ``a_rows`` and j of ``b_all``: (R, M). Embeddings are pytrees
+    whose arrays hold rows on axis -2 (scalars, e.g. QRL's mixing logit, are shared)."""
+    r, m = jax.tree.leaves(a_rows)[0].shape[-2], jax.tree.leaves(b_all)[0].shape[-2]
+    rep_a = jax.tree.map(lambda x: jnp.repeat(x, m, axis=-2) if x.ndim >= 2 else x, a_rows)
+    tile_b = jax.tree.map(lambda x: jnp.tile(x, (1,) * (x.ndim - 2) + (r, 1)) if x.ndim >= 2 else x, b_all)
+    return steps_fn(rep_a, tile_b).reshape(r, m)
+
+
+def _pairwise_steps(fns: StepsFunctions, a, b, block: int = 65536) -> jax.Array:
+    """steps(a_i, b_j) for all i, j: (N, M), in row blocks of at most ``block`` pairs (device memory)."""
+    n, m = jax.tree.leaves(a)[0].shape[-2], jax.tree.leaves(b)[0].shape[-2]
+    rows = max(1, block // m)
+    if rows >= n:
+        return _all_pairs(fns.steps, a, b)
+    out = [_all_pairs(fns.steps, jax.tree.map(lambda x: x[..., i:i + rows, :] if x.ndim >= 2 else x, a), b)
+           for i in range(0, n, rows)]
+    return jnp.concatenate(out, axis=0)
+
+
+class GraphPlanner:
+    """Landmarks, their shortest paths, and ``targets(states, goals)`` for a batch of episodes."""
+
+    def __init__(self, fns: StepsFunctions, landmarks: np.ndarray, config: PlannerConfig):
+        self.fns, self.config = fns, config
+        self.landmarks = jnp.asarray(landmarks, jnp.float32)
+        self.landmark_embeddings = fns.embed_goal(self.landmarks)
+        start_embeddings = fns.embed_state(self.landmarks)
+        self.landmark_steps = _pairwise_steps(fns, start_embeddings, self.landmark_embeddings)  # (K, K)
+        cost = edge_cost(self.landmark_steps, config.edge_power, config.max_edge)
+        self.paths = jax.block_until_ready(shortest_paths(cost))
+        self._start_embeddings = start_embeddings
+
+    def to_goal_costs(self, goals: np.ndarray) -> jax.Array:
+        """c(d(l_m, g)) for every landmark and goal: (N, K); computed once per goal and kept by the caller."""
+        steps = _pairwise_steps(self.fns, self._start_embeddings, self.fns.embed_goal(jnp.asarray(goals))).T
+        return edge_cost(steps, self.config.edge_power, self.config.max_edge)
+
+    def targets(self, states: np.ndarray, goals: np.ndarray, landmarks_to_goal: jax.Array | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """(the policy's goal per row: a landmark or the goal itself, whether it is the goal itself)."""
+        states, goals = jnp.asarray(states, jnp.float32), jnp.asarray(goals, jnp.float32)
+        if landmarks_to_goal is None:
+            landmarks_to_goal = self.to_goal_costs(goals)
+        s_emb = self.fns.embed_state(states)
+        to_landmarks = edge_cost(_pairwise_steps(self.fns, s_emb, self.landmark_embeddings),
+                                 self.config.edge_power, self.config.max_edge)
+        direct_steps = self.fns.steps(s_emb, self.fns.embed_goal(goals))
+        direct = edge_cost(direct_steps, self.config.edge_power, self.config.max_edge)
+        first, use_goal = choose(self.paths, to_landmarks, landmarks_to_goal, direct, direct_steps,
+                                 self.config.goal_radius)
+        target = jnp.where(use_goal[:, None], goals, self.landmarks[first])
+        return np.asarray(target), np.asarray(use_goal)
+
+
+def select_landmarks(observations: np.ndarray, fns: StepsFunctions, config: PlannerConfig) -> np.ndarray:
+    """K dataset states: uniform, or greedy farthest-point (each next landmark maximises its distance
+    min over the chosen ones of max(d(l, x), d(x, l)), in the learned metric) from a uniform pool."""
+    rng = np.random.default_rng(config.seed)
+    n = len(observations)
+    if config.selection == "uniform" or config.landmarks >= n:
+        idx = rng.choice(n, size=min(config.landmarks, n), replace=False)
+        return np.asarray(observations[np.sort(idx)], np.float32)
+    pool = np.asarray(observations[np.sort(rng.choice(n, size=min(config.candidates, n), replace=False))], np.float32)
+    emb_s, emb_g = fns.embed_state(jnp.asarray(pool)), fns.embed_goal(jnp.asarray(pool))
+    take = lambda tree, i: jax.tree.map(lambda x: x[..., i:i + 1, :] if x.ndim >= 2 else x, tree)
+    nearest = jnp.full(len(pool), jnp.inf)
+    chosen = [0]
+    for _ in range(min(config.landmarks, len(pool)) - 1):
+        i = chosen[-1]
+        both = jnp.maximum(_pairwise_steps(fns, take(emb_s, i), emb_g)[0], _pairwise_steps(fns, emb_s, take(emb_g, i))[:, 0])
+        nearest = jnp.minimum(nearest, both)
+        chosen.append(int(jnp.argmax(nearest)))
+    return pool[np.asarray(chosen)]
