@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -123,7 +124,7 @@ def _resolve_training_data(args) -> tuple[str, str]:
 
 
 def _make_ogbench_evaluator(name: str, episodes: int, progress: bool, workers: int, seed: int = 0,
-                            batching: str = "auto", video_dir: str | None = None):
+                            batching: str = "auto", video_dir: str | None = None, planner=None):
     """``evaluator(agents) -> (rates per seed, successes (seeds, tasks, episodes))`` on a dataset's
     environment, for agent states stacked on a leading seed axis (``mqe.train.stack``).
 
@@ -131,6 +132,7 @@ def _make_ogbench_evaluator(name: str, episodes: int, progress: bool, workers: i
     as ``batching``, see ``mqe.train.over_seeds``); every seed gets the episodes a single-seed
     evaluation would give it."""
     import functools
+    import time
 
     import jax
     import numpy as np
@@ -152,10 +154,32 @@ def _make_ogbench_evaluator(name: str, episodes: int, progress: bool, workers: i
                 return out.reshape(-1, out.shape[-1])
             act = jax.jit(act)
         policy = lambda o, g: np.asarray(act(np.asarray(o, np.float32), np.asarray(g, np.float32)))
+        planned = None
+        if planner is not None:
+            import time as _time
+
+            from mqe.planning import GraphPlanner, PlannedPolicy, select_landmarks, steps_functions
+
+            agent_name, planner_config, pool = planner
+            start = _time.perf_counter()
+            planners = []
+            for i in range(n):
+                fns = steps_functions(unstack(agents, i), agent_name)
+                planners.append(GraphPlanner(fns, select_landmarks(pool, fns, planner_config), planner_config))
+            build_seconds = _time.perf_counter() - start
+            policy = planned = PlannedPolicy(policy, planners, planner_config.replan_every)
+        start = time.perf_counter()
         outcomes = evaluate_policies(policy, functools.partial(make_env, name), n, episodes_per_task=episodes,
                                      workers=workers, progress=progress, seed=seed, video_dir=video_dir)
+        seconds = time.perf_counter() - start
+        total = int(np.size(outcomes))
+        evaluator.stats = {"seconds": seconds, "episodes": total, "episodes_per_second": total / seconds}
+        if planned is not None:
+            evaluator.stats.update(planned.stats(), graph_build_seconds=build_seconds, units=planners[0].fns.units,
+                                   planning_seconds_per_episode=planned.planning_seconds / total)
         return [summarize(o) for o in outcomes], outcomes
 
+    evaluator.stats = {}
     return evaluator
 
 
@@ -252,6 +276,37 @@ def cmd_config(args) -> int:
     return 0
 
 
+def _planner_spec(args, config):
+    """(agent name, PlannerConfig, the run's training observations) for --planner graph, else None."""
+    if args.planner == "none":
+        if args.planner_set or args.landmarks:
+            raise ConfigError("--planner-set and --landmarks need --planner graph")
+        return None
+    from mqe.data.dataset import Dataset
+    from mqe.data.resolve import dataset_files, search_dirs
+    from mqe.planning import PlannerConfig, PlannerError
+
+    try:
+        planner_config = PlannerConfig.from_overrides(
+            list(args.planner_set) + ([f"landmarks={args.landmarks}"] if args.landmarks else []))
+    except PlannerError as exc:
+        raise ConfigError(f"--planner-set: {exc}") from None
+    source = config.dataset
+    path = source if source.endswith(".npz") and os.path.exists(source) else None
+    if path is None:
+        found = [dataset_files(d, source)[0] for d in search_dirs(args.dataset_dir)]
+        found = [f for f in found if os.path.isfile(f)]
+        if not found:
+            raise ConfigError(f"the planner takes its landmarks from the run's training data {source!r}, which is not "
+                              f"in {', '.join(search_dirs(args.dataset_dir))}; pass --dataset-dir DIR")
+        path = found[0]
+    data = Dataset.load_npz(path)
+    if config.dataset_fingerprint and data.fingerprint != config.dataset_fingerprint:
+        raise ConfigError(f"{path} is not the data the run was trained on (fingerprint {data.fingerprint}, the run's "
+                          f"{config.dataset_fingerprint}); pass --dataset-dir with the run's data")
+    return config.agent_name, planner_config, data.observations
+
+
 def cmd_eval(args) -> int:
     from mqe.api import load
     from mqe.evaluation import write_results
@@ -276,13 +331,17 @@ def cmd_eval(args) -> int:
     if args.video is not None:
         video_dir = args.video or os.path.join(run_dir, f"videos_{model.step}")
         _check_video_writer()
+    planner = _planner_spec(args, model.config)
     evaluator = _make_ogbench_evaluator(name, args.episodes, not args.no_progress, args.eval_workers, args.seed,
-                                        video_dir=video_dir)
+                                        video_dir=video_dir, planner=planner)
     results, outcomes = evaluator(stack([model.agent]))
     result, outcomes = results[0], outcomes[0]
-    out = args.out or os.path.join(run_dir, f"reeval_{model.step}.json")
+    suffix = "" if planner is None else "_planner-graph"
+    out = args.out or os.path.join(run_dir, f"reeval_{model.step}{suffix}.json")
+    extra = {} if planner is None else {"planner": {"name": "graph", **dataclasses.asdict(planner[1])}}
     write_results(out, model.step, result, env=name, seed=args.seed, episodes_per_task=args.episodes,
-                  episodes=outcomes.astype(int).tolist())
+                  episodes=outcomes.astype(int).tolist(), cost=evaluator.stats, **extra)
+    _print_cost(evaluator.stats)
     print(", ".join(f"{k} {v:.1%}" for k, v in result.items() if k != "overall"))
     print(f"success rate: {result['overall']:.1%} (step {model.step}; written to {out})")
     if video_dir is not None:
@@ -321,10 +380,22 @@ def _eval_paper(args) -> int:
             raise ConfigError(f"{members[0][0]} was trained on {config.dataset!r} with no evaluation environment; "
                               "pass --env NAME (an OGBench dataset name)")
         steps = paper_eval_steps(config.train.steps, config.train.updates_per_call)
+        planner = _planner_spec(args, config)
         evaluator = _make_ogbench_evaluator(name, args.episodes, not args.no_progress, args.eval_workers, args.seed,
-                                            batching=config.train.seed_batching)
+                                            batching=config.train.seed_batching, planner=planner)
+        # Planned evaluations live in RUN/planner_graph/ (settings in planner.json), beside the plain ones.
+        where = (lambda run: run) if planner is None else (lambda run: os.path.join(run, "planner_graph"))
+        if planner is not None:
+            settings = {"name": "graph", **dataclasses.asdict(planner[1])}
+            for run, _ in members:
+                os.makedirs(where(run), exist_ok=True)
+                path = os.path.join(where(run), "planner.json")
+                if os.path.exists(path) and json.load(open(path)).get("settings") != settings:
+                    raise ConfigError(f"{path} holds evaluations with other planner settings; move that folder away "
+                                      "to evaluate with these")
+                atomic_write_text(path, json.dumps({"settings": settings}, indent=2))
         for step in steps:
-            todo = [run for run, _ in members if not os.path.exists(os.path.join(run, f"eval_{step}.json"))]
+            todo = [run for run, _ in members if not os.path.exists(os.path.join(where(run), f"eval_{step}.json"))]
             if not todo:
                 continue
             paths = {}
@@ -336,11 +407,14 @@ def _eval_paper(args) -> int:
                                           f"evaluation points {steps}")
             print(f"{name}: step {step}, {len(todo)} run(s), {args.episodes} episodes per task", flush=True)
             results, _ = evaluator(stack([load(paths[run]).agent for run in todo]))
+            _print_cost(evaluator.stats)
             for run, result in zip(todo, results):
-                atomic_write_text(os.path.join(run, f"eval_{step}.json"),
+                atomic_write_text(os.path.join(where(run), f"eval_{step}.json"),
                                   json.dumps({"step": step, **result}, indent=2))
+                if planner is not None:
+                    atomic_write_text(os.path.join(where(run), f"cost_{step}.json"), json.dumps(evaluator.stats, indent=2))
         for run, _ in members:
-            final, evaluated_at = _paper_summary(run, steps, args.episodes)
+            final, evaluated_at = _paper_summary(where(run), steps, args.episodes)
             finals.append(final["overall"])
             print(f"{run}: success {final['overall']:.1%} (mean of steps {evaluated_at}); "
                   + ", ".join(f"{k} {v:.1%}" for k, v in final.items() if k != "overall"))
@@ -348,6 +422,15 @@ def _eval_paper(args) -> int:
         mean, se = mean_and_se(finals)
         print(f"success rate over {len(finals)} runs: {mean:.1%} ± {se:.1%} (standard error)")
     return 0
+
+
+def _print_cost(stats: dict) -> None:
+    line = f"evaluation: {stats['episodes']} episodes in {stats['seconds']:.0f} s ({stats['episodes_per_second']:.2f} episodes/s)"
+    if "replans" in stats:
+        line += (f"; planner: graph built in {stats['graph_build_seconds']:.1f} s, {stats['replans']} replans, "
+                 f"{1e3 * stats['seconds_per_replan']:.1f} ms per replan, {stats['planning_seconds_per_episode']:.2f} s "
+                 f"per episode, goal itself as target {stats['goal_itself_fraction']:.0%} of the time")
+    print(line)
 
 
 def _check_video_writer() -> None:
@@ -626,6 +709,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--video", nargs="?", const="", metavar="DIR",
                    help="also record the first episode of each task, one mp4 per task (default DIR: "
                         "RUN/videos_<step>; needs imageio-ffmpeg, rendering uses MUJOCO_GL=egl)")
+    p.add_argument("--planner", choices=("none", "graph"), default="none",
+                   help="graph: plan over the agent's learned distance between dataset landmarks and hand the policy the "
+                        "next waypoint (mqe.planning); results go to reeval_<step>_planner-graph.json, or with --paper "
+                        "to RUN/planner_graph/")
+    p.add_argument("--landmarks", type=int, help="graph planner: landmarks (same as --planner-set landmarks=K)")
+    p.add_argument("--planner-set", action="append", default=[], metavar="KEY=VALUE",
+                   help="graph planner settings: landmarks, selection, candidates, edge_power, max_edge, goal_radius, "
+                        "replan_every, seed")
+    p.add_argument("--dataset-dir", help="where the run's training data is (the planner's landmarks come from it)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_eval)
 

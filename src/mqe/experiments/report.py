@@ -59,6 +59,7 @@ class Run:
     evals: dict[int, dict[str, float]]  # step -> success rates (fractions), from eval_<step>.json
     episodes: int | None  # evaluation episodes per task, where recorded
     provenance: list[dict[str, Any]]
+    planner: dict[str, Any] | None = None  # test-time planner settings (mqe eval --paper --planner), else None
 
     @property
     def seed(self) -> int:
@@ -90,7 +91,8 @@ class Run:
     def key(self) -> tuple:
         train = {k: v for k, v in self.config["train"].items() if k not in _BOOKKEEPING}
         return (self.dataset, self.agent, self.config.get("dataset_fingerprint", ""),
-                json.dumps(self.config["agent"], sort_keys=True), json.dumps(train, sort_keys=True))
+                json.dumps(self.config["agent"], sort_keys=True), json.dumps(train, sort_keys=True),
+                json.dumps(self.planner, sort_keys=True))
 
 
 def read_run(run_dir: str) -> Run | None:
@@ -103,20 +105,7 @@ def read_run(run_dir: str) -> Run | None:
         return None
     if not isinstance(config, dict) or "agent_name" not in config:
         return None
-    evals, episodes = {}, None
-    for name in os.listdir(run_dir):
-        if name.startswith("eval_") and name.endswith(".json"):
-            try:
-                with open(os.path.join(run_dir, name)) as f:
-                    data = json.load(f)
-                evals[int(data["step"])] = {k: float(v) for k, v in data.items()
-                                            if k == "overall" or k.startswith("task")}
-            except (OSError, ValueError, KeyError):
-                continue
-    final = os.path.join(run_dir, "final_eval.json")
-    if os.path.exists(final):
-        with open(final) as f:
-            episodes = json.load(f).get("episodes_per_task")
+    evals, episodes = _read_evals(run_dir)
     records = []
     prov = os.path.join(run_dir, "provenance.jsonl")
     if os.path.exists(prov):
@@ -129,6 +118,39 @@ def read_run(run_dir: str) -> Run | None:
                 episodes = int(command[command.index("--eval-episodes") + 1])
                 break
     return Run(run_dir, config, evals, episodes, records)
+
+
+def _read_evals(folder: str) -> tuple[dict[int, dict[str, float]], int | None]:
+    """(step -> success rates from eval_<step>.json, episodes per task from final_eval.json) of a folder."""
+    evals, episodes = {}, None
+    for name in os.listdir(folder):
+        if name.startswith("eval_") and name.endswith(".json"):
+            try:
+                with open(os.path.join(folder, name)) as f:
+                    data = json.load(f)
+                evals[int(data["step"])] = {k: float(v) for k, v in data.items()
+                                            if k == "overall" or k.startswith("task")}
+            except (OSError, ValueError, KeyError):
+                continue
+    final = os.path.join(folder, "final_eval.json")
+    if os.path.exists(final):
+        with open(final) as f:
+            episodes = json.load(f).get("episodes_per_task")
+    return evals, episodes
+
+
+def planned_runs(run: Run) -> list[Run]:
+    """The run's evaluations with a test-time planner (RUN/planner_*/ with planner.json), one Run each:
+    the same training, its own configuration key, so planner and plain runs are separate columns."""
+    out = []
+    for name in sorted(os.listdir(run.run_dir)):
+        folder = os.path.join(run.run_dir, name)
+        if name.startswith("planner_") and os.path.isfile(os.path.join(folder, "planner.json")):
+            with open(os.path.join(folder, "planner.json")) as f:
+                settings = json.load(f).get("settings", {})
+            evals, episodes = _read_evals(folder)
+            out.append(dataclasses.replace(run, evals=evals, episodes=episodes or run.episodes, planner=settings))
+    return out
 
 
 def find_runs(paths: list[str]) -> list[Run]:
@@ -144,6 +166,7 @@ def find_runs(paths: list[str]) -> list[Run]:
                 if run is not None:
                     seen.add(os.path.realpath(root))
                     runs.append(run)
+                    runs.extend(planned_runs(run))
     return runs
 
 
@@ -229,7 +252,18 @@ def _flat(run: Run) -> dict[str, Any]:
     out.update({f"train.{k}": v for k, v in run.config["train"].items() if k not in _BOOKKEEPING})
     if run.config.get("dataset_fingerprint"):
         out["data"] = run.config["dataset_fingerprint"][-8:]
+    out["planner"] = planner_label(run.planner)
     return out
+
+
+def planner_label(settings: dict[str, Any] | None) -> str:
+    """A short name for a planner's settings (all of them are in the run's planner_*/planner.json)."""
+    if not settings:
+        return "none"
+    shown = {"landmarks": "K", "selection": "", "edge_power": "power", "max_edge": "max edge",
+             "goal_radius": "radius", "replan_every": "replan"}
+    parts = [f"{label} {settings[k]}".strip() for k, label in shown.items() if k in settings]
+    return f"{settings.get('name', '?')} ({', '.join(parts)})"
 
 
 def mean_and_se(values: list[float]) -> tuple[float, float]:
