@@ -105,7 +105,7 @@ def test_gpu_script_tiny_run_without_a_simulator(tmp_path):
     assert main(["report", str(tmp_path / "results" / "runs"), "--no-figures"]) == 0
     report = (tmp_path / "results" / "runs" / "report" / "report.md").read_text()
     assert "| pointmaze-giant-navigate-v0 (published) | 72.8 ± 2.5 | 72.8 ± 2.5 |" in report  # MQE Table 1
-    assert "mqe (planner=graph (K 16, uniform, power 2.0, max edge inf, radius 10.0, replan 100))" in report
+    assert "mqe (planner=graph (K 16, uniform, power 1.0, max edge 50.0, radius 10.0, replan 100))" in report
     assert "mqe (planner=none)" in report
     assert "100 updates (paper 1M)" in report and "2 seeds (paper 8)" in report
 

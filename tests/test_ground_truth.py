@@ -29,8 +29,8 @@ def test_geometry_is_a_poor_guide_in_this_maze():
 
 
 @functools.cache
-def _spearman_vs_bfs(*overrides: str) -> tuple[float, float]:
-    """(Spearman of MQE's learned distance with BFS, training seconds) on the grid maze's random walks."""
+def _trained_mqe(*overrides: str):
+    """(agent, config, training seconds): MQE on the grid maze's random walks, trained once per session."""
     maze = GridMaze()
     data = maze.random_walk_dataset(num_episodes=1000, episode_length=100, seed=0)
     dataset = Dataset.from_arrays(data["observations"], data["actions"], data["terminals"])
@@ -39,8 +39,16 @@ def _spearman_vs_bfs(*overrides: str) -> tuple[float, float]:
         start = time.perf_counter()
         result = train(config, dataset, run_dir, progress=False)
         seconds = time.perf_counter() - start
+    return result.agent, config, seconds
+
+
+@functools.cache
+def _spearman_vs_bfs(*overrides: str) -> tuple[float, float]:
+    """(Spearman of MQE's learned distance with BFS, training seconds) on the grid maze's random walks."""
+    maze = GridMaze()
+    agent, config, seconds = _trained_mqe(*overrides)
     learned, bfs = all_pairs_distances(
-        maze, lambda o, g: np.asarray(result.agent.distance(o, g)).mean(axis=0),
+        maze, lambda o, g: np.asarray(agent.distance(o, g)).mean(axis=0),
         abs(math.log(config.agent.gamma)))
     rho = spearmanr(learned, bfs).statistic
     print(f"MQE {' '.join(overrides)}: Spearman(d/|log gamma|, BFS) = {rho:.4f} after {STEPS} updates in {seconds:.0f} s")
@@ -59,3 +67,21 @@ def test_bf16_matmuls_learn_distances_as_good_as_float32():
     rho_bf16, _ = _spearman_vs_bfs("matmul_dtype=bfloat16")
     assert rho_bf16 >= 0.9
     assert rho_bf16 >= rho_f32 - 0.02
+
+
+def test_planner_over_mqes_learned_distance_routes_along_shortest_paths():
+    """mqe.planning.ground_truth: every cell a landmark, a local graph (edges of at most 3 learned steps),
+    the planner followed as a controller for all 2450 ordered pairs of cells. The route over MQE's learned
+    distance matches the BFS shortest path (benchmarks/planning.py also runs QRL and d^2 edge costs)."""
+    from mqe.planning import PlannerConfig, steps_functions
+    from mqe.planning.ground_truth import route_lengths
+
+    maze = GridMaze()
+    agent, _, _ = _trained_mqe()
+    config = PlannerConfig(landmarks=maze.num_cells, edge_power=1.0, max_edge=3.0, goal_radius=0.0, skip_radius=0.5)
+    lengths, bfs, reached = route_lengths(maze, steps_functions(agent, "mqe"), config)
+    ratio = lengths[reached] / bfs[reached]
+    print(f"planner over MQE: reached {reached.mean():.1%}, length/BFS {ratio.mean():.3f}, optimal {(ratio <= 1).mean():.1%}")
+    assert reached.all()
+    assert ratio.min() >= 1.0  # a route can never beat the shortest path
+    assert ratio.mean() <= 1.02 and (ratio <= 1.0).mean() >= 0.95

@@ -38,7 +38,8 @@ def test_long_jumps_are_split_into_the_known_shortest_path():
     # Landmarks at 2, 4, 6, 8 (and a decoy at 20). From 0 to 10 with c(d) = d^2: direct 100, via the
     # chain 4 + 4 * 4 = 20, so the first waypoint is the landmark at 2.
     landmarks = np.array([[2.0], [4.0], [6.0], [8.0], [20.0]], np.float32)
-    planner = GraphPlanner(line_quasimetric(), landmarks, PlannerConfig(edge_power=2.0, goal_radius=0.0))
+    config = PlannerConfig(edge_power=2.0, max_edge=math.inf, goal_radius=0.0, skip_radius=0.0)
+    planner = GraphPlanner(line_quasimetric(), landmarks, config)
     target, use_goal = planner.targets(np.array([[0.0], [0.0]]), np.array([[10.0], [5.0]]))
     assert not use_goal[0] and target[0, 0] == 2.0
     # 0 -> 5: direct 25; via 2 and 4: 4 + 4 + 1 = 9 -> first waypoint 2 as well.
@@ -54,19 +55,30 @@ def test_long_jumps_are_split_into_the_known_shortest_path():
 def test_a_goal_reachable_without_detour_is_the_target_itself():
     landmarks = np.array([[2.0], [4.0], [6.0], [8.0]], np.float32)
     # Raw distances (edge_power 1): along a line no route is shorter than the direct one.
-    planner = GraphPlanner(line_quasimetric(), landmarks, PlannerConfig(edge_power=1.0, goal_radius=0.0))
+    planner = GraphPlanner(line_quasimetric(), landmarks, PlannerConfig(edge_power=1.0, goal_radius=0.0, skip_radius=0.0))
     target, use_goal = planner.targets(np.array([[0.0], [7.0]]), np.array([[10.0], [3.0]]))
     assert use_goal.all() and np.array_equal(target, [[10.0], [3.0]])
     # Within goal_radius the goal itself, whatever the costs.
-    planner = GraphPlanner(line_quasimetric(), landmarks, PlannerConfig(edge_power=2.0, goal_radius=5.0))
+    planner = GraphPlanner(line_quasimetric(), landmarks, PlannerConfig(edge_power=2.0, goal_radius=5.0, skip_radius=0.0))
     target, use_goal = planner.targets(np.array([[0.0], [0.0]]), np.array([[4.0], [10.0]]))
     assert use_goal.tolist() == [True, False] and target[0, 0] == 4.0 and target[1, 0] == 2.0
+
+
+def test_a_landmark_the_agent_is_at_is_not_its_next_waypoint():
+    # At x = 2, the landmark at 2 ties with the one at 4 as the route's first node (costs 0 + 16 and
+    # 4 + 12) and, picked, would hold the agent there; skip_radius passes it over.
+    landmarks = np.array([[2.0], [4.0], [6.0], [8.0]], np.float32)
+    held = GraphPlanner(line_quasimetric(), landmarks, PlannerConfig(edge_power=2.0, goal_radius=0.0, skip_radius=0.0))
+    moving = GraphPlanner(line_quasimetric(), landmarks, PlannerConfig(edge_power=2.0, goal_radius=0.0, skip_radius=1.0))
+    state, goal = np.array([[2.0]]), np.array([[10.0]])
+    assert held.targets(state, goal)[0][0, 0] == 2.0
+    assert moving.targets(state, goal)[0][0, 0] == 4.0
 
 
 def test_edges_beyond_max_edge_are_dropped():
     assert float(edge_cost(jnp.array(6.0), 1.0, 5.0)) == math.inf
     landmarks = np.array([[3.0], [6.0], [30.0]], np.float32)
-    planner = GraphPlanner(line_quasimetric(), landmarks, PlannerConfig(edge_power=1.0, max_edge=5.0, goal_radius=0))
+    planner = GraphPlanner(line_quasimetric(), landmarks, PlannerConfig(edge_power=1.0, max_edge=5.0, goal_radius=0, skip_radius=0.0))
     assert float(planner.paths[0, 2]) == math.inf  # 6 -> 30 is 24 steps: no edge, no route
     # From 0 to 9: the direct edge (9 steps) is dropped; 0 -> 3 -> 6 -> 9 is the route.
     target, use_goal = planner.targets(np.array([[0.0]]), np.array([[9.0]]))
@@ -78,7 +90,7 @@ def test_edges_beyond_max_edge_are_dropped():
 
 def test_planned_policy_replans_every_n_steps_and_on_new_goals_per_block():
     landmarks = np.array([[2.0], [4.0], [6.0], [8.0]], np.float32)
-    planners = [GraphPlanner(line_quasimetric(), landmarks, PlannerConfig(edge_power=2.0, goal_radius=0.0))
+    planners = [GraphPlanner(line_quasimetric(), landmarks, PlannerConfig(edge_power=2.0, goal_radius=0.0, skip_radius=0.0))
                 for _ in range(2)]
     seen = []
     policy = PlannedPolicy(lambda obs, targets: (seen.append(targets.copy()), targets * 0)[1], planners, replan_every=3)
@@ -106,6 +118,7 @@ def test_planned_policy_replans_every_n_steps_and_on_new_goals_per_block():
     ({"edge_power": 0.5}, "edge_power must be >= 1"),
     ({"max_edge": 0.0}, "max_edge must be > 0 steps"),
     ({"goal_radius": -1.0}, "goal_radius must be >= 0 steps"),
+    ({"skip_radius": -1.0}, "skip_radius must be >= 0 steps"),
     ({"replan_every": 0}, "replan_every must be an integer >= 1, got 0"),
 ])
 def test_malformed_settings_get_a_clear_error(bad, message):

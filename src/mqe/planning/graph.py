@@ -14,7 +14,8 @@ From a state s to a goal g the planner picks the first landmark of the cheapest 
 
     k* = argmin_k [ c(d(s, l_k)) + min_m ( S[k, m] + c(d(l_m, g)) ) ]
 
-and hands the policy l_{k*} as its goal. The policy gets g itself when the direct edge is no dearer,
+over the landmarks more than ``skip_radius`` steps from s (a landmark the agent is already at is no
+waypoint: it would hold the agent there), and hands the policy l_{k*} as its goal. The policy gets g itself when the direct edge is no dearer,
 c(d(s, g)) <= that minimum, or when g is within ``goal_radius`` steps, or when no finite route exists.
 
 For a batch of N states and goals the whole choice is one jitted program over (N, K) distance blocks:
@@ -46,9 +47,14 @@ class PlannerConfig:
     landmarks: int = 500  # K: dataset states used as graph nodes
     selection: str = "uniform"  # uniform: K states drawn uniformly; farthest: greedy farthest-point in the learned metric
     candidates: int = 20_000  # farthest: the uniform pool it picks from (the first landmark is the pool's first state)
-    edge_power: float = 2.0  # c(d) = d ** edge_power: > 1 discourages long edges (1: raw distances)
-    max_edge: float = math.inf  # edges longer than this many steps are dropped
+    # Long edges: dropped beyond max_edge, and with edge_power > 1 made dearer than chains of short ones. On
+    # the grid maze's ground truth (benchmarks/planning.py) raw distances over a local graph route MQE and
+    # QRL optimally, while d^2 over all edges makes detours; with no cut-off and power 1 a quasimetric's
+    # triangle inequality makes the direct edge always cheapest, i.e. no planning.
+    edge_power: float = 1.0  # c(d) = d ** edge_power (>= 1)
+    max_edge: float = 50.0  # steps: longer edges are dropped
     goal_radius: float = 10.0  # steps: closer than this, the policy gets the goal itself
+    skip_radius: float = 2.0  # steps: landmarks closer than this to the current state are not the next waypoint
     replan_every: int = 10  # environment steps between replanning (the waypoint is kept in between)
     seed: int = 0  # landmark sampling
 
@@ -60,6 +66,7 @@ class PlannerConfig:
             (self.edge_power >= 1.0, f"edge_power must be >= 1 (c(d) = d ** edge_power), got {self.edge_power!r}"),
             (self.max_edge > 0, f"max_edge must be > 0 steps, got {self.max_edge!r}"),
             (self.goal_radius >= 0, f"goal_radius must be >= 0 steps, got {self.goal_radius!r}"),
+            (self.skip_radius >= 0, f"skip_radius must be >= 0 steps, got {self.skip_radius!r}"),
             (isinstance(self.replan_every, int) and self.replan_every >= 1,
              f"replan_every must be an integer >= 1, got {self.replan_every!r}"),
         ]
@@ -209,8 +216,9 @@ class GraphPlanner:
         if landmarks_to_goal is None:
             landmarks_to_goal = self.to_goal_costs(goals)
         s_emb = self.fns.embed_state(states)
-        to_landmarks = edge_cost(_pairwise_steps(self.fns, s_emb, self.landmark_embeddings),
-                                 self.config.edge_power, self.config.max_edge)
+        steps_to_landmarks = _pairwise_steps(self.fns, s_emb, self.landmark_embeddings)
+        to_landmarks = jnp.where(steps_to_landmarks < self.config.skip_radius, jnp.inf,
+                                 edge_cost(steps_to_landmarks, self.config.edge_power, self.config.max_edge))
         direct_steps = self.fns.steps(s_emb, self.fns.embed_goal(goals))
         direct = edge_cost(direct_steps, self.config.edge_power, self.config.max_edge)
         first, use_goal = choose(self.paths, to_landmarks, landmarks_to_goal, direct, direct_steps,
