@@ -33,6 +33,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mqe.quasimetric import ensemble_pairwise
+
 SELECTIONS = ("uniform", "farthest")
 
 
@@ -132,6 +134,9 @@ class StepsFunctions:
     embed_goal: Callable[[jax.Array], object]
     steps: Callable[[object, object], jax.Array]  # matched rows of embeddings -> (N,) steps
     units: str  # how the steps were obtained, for the record
+    # all pairs of embeddings -> (N, M) steps, where the agent has a kernel for it (MRN's never stores
+    # the (N, M, D) differences); None: matched rows of repeated and tiled embeddings
+    pairwise: Callable[[object, object], jax.Array] | None = None
 
 
 def steps_functions(agent, agent_name: str) -> StepsFunctions:
@@ -146,10 +151,12 @@ def steps_functions(agent, agent_name: str) -> StepsFunctions:
     cfg = agent.config
     if agent_name in ("mqe", "tmd"):
         gamma = cfg.gamma if agent_name == "mqe" else cfg.discount
-        matched, _ = agent._distances()
+        matched, pairwise = agent._distances()
         psi = lambda x: agent.psi(agent.params, x)
-        return StepsFunctions(psi, psi, lambda a, b: jnp.mean(matched(a, b), axis=0) / abs(math.log(gamma)),
-                              "d(psi(s), psi(g)) / |log gamma|")
+        scale = 1.0 / abs(math.log(gamma))
+        return StepsFunctions(psi, psi, lambda a, b: jnp.mean(matched(a, b), axis=0) * scale,
+                              "d(psi(s), psi(g)) / |log gamma|",
+                              lambda a, b: jnp.mean(ensemble_pairwise(pairwise, a, b), axis=0) * scale)
     if agent_name == "qrl":
         embed = lambda x: agent.embed(agent.params, x)
         return StepsFunctions(embed, embed, lambda a, b: agent.latent_distance(a[0], b[0], a[1]),
@@ -182,6 +189,8 @@ def _all_pairs(steps_fn, a_rows, b_all) -> jax.Array:
 
 def _pairwise_steps(fns: StepsFunctions, a, b, block: int = 65536) -> jax.Array:
     """steps(a_i, b_j) for all i, j: (N, M), in row blocks of at most ``block`` pairs (device memory)."""
+    if fns.pairwise is not None:
+        return fns.pairwise(a, b)
     n, m = jax.tree.leaves(a)[0].shape[-2], jax.tree.leaves(b)[0].shape[-2]
     rows = max(1, block // m)
     if rows >= n:
@@ -215,6 +224,17 @@ class GraphPlanner:
         states, goals = jnp.asarray(states, jnp.float32), jnp.asarray(goals, jnp.float32)
         if landmarks_to_goal is None:
             landmarks_to_goal = self.to_goal_costs(goals)
+        if self.fns.pairwise is not None:  # one compiled program per replanning step
+            target, use_goal = self._fused_targets(states, goals, landmarks_to_goal)
+            return np.asarray(target), np.asarray(use_goal)
+        target, use_goal = self._targets(states, goals, landmarks_to_goal)
+        return np.asarray(target), np.asarray(use_goal)
+
+    @functools.cached_property
+    def _fused_targets(self):
+        return jax.jit(self._targets)
+
+    def _targets(self, states, goals, landmarks_to_goal):
         s_emb = self.fns.embed_state(states)
         steps_to_landmarks = _pairwise_steps(self.fns, s_emb, self.landmark_embeddings)
         to_landmarks = jnp.where(steps_to_landmarks < self.config.skip_radius, jnp.inf,
@@ -223,8 +243,7 @@ class GraphPlanner:
         direct = edge_cost(direct_steps, self.config.edge_power, self.config.max_edge)
         first, use_goal = choose(self.paths, to_landmarks, landmarks_to_goal, direct, direct_steps,
                                  self.config.goal_radius)
-        target = jnp.where(use_goal[:, None], goals, self.landmarks[first])
-        return np.asarray(target), np.asarray(use_goal)
+        return jnp.where(use_goal[:, None], goals, self.landmarks[first]), use_goal
 
 
 def select_landmarks(observations: np.ndarray, fns: StepsFunctions, config: PlannerConfig) -> np.ndarray:
