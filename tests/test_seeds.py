@@ -168,3 +168,29 @@ def test_seeds_are_evaluated_side_by_side_on_their_own_episodes():
     for s, agent in enumerate(agents):
         alone_rates, alone = evaluate()(stack([agent]))
         assert np.array_equal(together[s], alone[0]) and rates[s] == alone_rates[0]
+
+
+def test_evaluations_can_go_to_their_own_folder(walk, tmp_path):
+    """train_seeds(eval_dir=...): a planner's evaluations during training land in RUN/<eval_dir>/, not where
+    the report takes the plain policy's; the evaluator receives every seed's agent."""
+    seen = []
+
+    def evaluator(agents):
+        seen.append(int(np.shape(agents.step)[0]))
+        return [{"task1": 0.5, "overall": 0.5}] * seen[-1]
+
+    dirs = {0: str(tmp_path / "s0"), 1: str(tmp_path / "s1")}
+    train_seeds(_config(steps=100), Dataset.load_npz(walk), dirs, evaluator=evaluator, eval_steps={100},
+                progress=False, eval_dir="planner_graph")
+    assert seen == [2]
+    for run in dirs.values():
+        assert not any(f.startswith("eval_") for f in os.listdir(run))
+        with open(os.path.join(run, "planner_graph", "eval_100.json")) as f:
+            assert json.load(f) == {"step": 100, "task1": 0.5, "overall": 0.5}
+
+
+def test_train_planner_needs_an_evaluation(walk, tmp_path, capsys):
+    code = main(["train", "--dataset", walk, "--preset", PRESET, "--steps", "50", *sum((["--set", s] for s in SMALL), []),
+                 "--run-dir", str(tmp_path / "r"), "--no-progress", "--planner", "graph"])
+    assert code == 2
+    assert "--planner acts at evaluation; this run has no evaluation environment" in capsys.readouterr().err

@@ -226,23 +226,31 @@ def cmd_train(args) -> int:
               + ", ".join(run_dirs.values()))
     else:
         print(f"run directory: {run_dirs[seeds[0]]}")
-    evaluator, eval_steps = None, None
+    evaluator, eval_steps, eval_dir = None, None, ""
+    planner = _planner_spec(args, config, dataset.observations)
+    if planner is not None and not (env and args.eval_episodes > 0):
+        raise ConfigError("--planner acts at evaluation; this run has no evaluation environment (--env) or episodes")
     if env and args.eval_episodes > 0:
         inner = _make_ogbench_evaluator(env, args.eval_episodes, not args.no_progress, args.eval_workers,
-                                        batching=config.train.seed_batching)
+                                        batching=config.train.seed_batching, planner=planner)
+        if planner is not None:
+            eval_dir = PLANNER_DIR
+            for run_dir in run_dirs.values():
+                _write_planner_settings(run_dir, planner[1])
+            print(f"evaluating with the graph planner ({planner[1]}); results in RUN/{PLANNER_DIR}/")
         eval_steps = paper_eval_steps(config.train.steps, config.train.updates_per_call)
         evaluator = lambda agents: inner(agents)[0]
         extra = f" (and every {config.train.eval_interval})" if config.train.eval_interval else ""
         print(f"evaluating {args.eval_episodes} episodes per task at steps {eval_steps}{extra}")
     results = train_seeds(config, dataset, run_dirs, evaluator=evaluator, eval_steps=eval_steps,
-                          resume=not args.no_resume, progress=not args.no_progress)
+                          resume=not args.no_resume, progress=not args.no_progress, eval_dir=eval_dir)
     finals = []
     for result in results:
         if several:
             print(f"seed {result.seed} ({result.run_dir}):")
         _print_summary(result)
         if evaluator is not None:
-            final, evaluated_at = _paper_summary(result.run_dir, eval_steps, args.eval_episodes)
+            final, evaluated_at = _paper_summary(os.path.join(result.run_dir, eval_dir), eval_steps, args.eval_episodes)
             finals.append(final["overall"])
             tasks = {k: v for k, v in final.items() if k != "overall"}
             print(f"success at steps {evaluated_at} (mean, the paper's way): "
@@ -276,7 +284,7 @@ def cmd_config(args) -> int:
     return 0
 
 
-def _planner_spec(args, config):
+def _planner_spec(args, config, observations=None):
     """(agent name, PlannerConfig, the run's training observations) for --planner graph, else None."""
     if args.planner == "none":
         if args.planner_set or args.landmarks:
@@ -291,6 +299,8 @@ def _planner_spec(args, config):
             list(args.planner_set) + ([f"landmarks={args.landmarks}"] if args.landmarks else []))
     except PlannerError as exc:
         raise ConfigError(f"--planner-set: {exc}") from None
+    if observations is not None:
+        return config.agent_name, planner_config, observations
     source = config.dataset
     path = source if source.endswith(".npz") and os.path.exists(source) else None
     if path is None:
@@ -384,16 +394,10 @@ def _eval_paper(args) -> int:
         evaluator = _make_ogbench_evaluator(name, args.episodes, not args.no_progress, args.eval_workers, args.seed,
                                             batching=config.train.seed_batching, planner=planner)
         # Planned evaluations live in RUN/planner_graph/ (settings in planner.json), beside the plain ones.
-        where = (lambda run: run) if planner is None else (lambda run: os.path.join(run, "planner_graph"))
+        where = (lambda run: run) if planner is None else (lambda run: os.path.join(run, PLANNER_DIR))
         if planner is not None:
-            settings = {"name": "graph", **dataclasses.asdict(planner[1])}
             for run, _ in members:
-                os.makedirs(where(run), exist_ok=True)
-                path = os.path.join(where(run), "planner.json")
-                if os.path.exists(path) and json.load(open(path)).get("settings") != settings:
-                    raise ConfigError(f"{path} holds evaluations with other planner settings; move that folder away "
-                                      "to evaluate with these")
-                atomic_write_text(path, json.dumps({"settings": settings}, indent=2))
+                _write_planner_settings(run, planner[1])
         for step in steps:
             todo = [run for run, _ in members if not os.path.exists(os.path.join(where(run), f"eval_{step}.json"))]
             if not todo:
@@ -422,6 +426,22 @@ def _eval_paper(args) -> int:
         mean, se = mean_and_se(finals)
         print(f"success rate over {len(finals)} runs: {mean:.1%} ± {se:.1%} (standard error)")
     return 0
+
+
+PLANNER_DIR = "planner_graph"
+
+
+def _write_planner_settings(run_dir: str, planner_config) -> None:
+    """RUN/planner_graph/planner.json; a folder holding other settings' evaluations is not mixed into."""
+    settings = {"name": "graph", **dataclasses.asdict(planner_config)}
+    path = os.path.join(run_dir, PLANNER_DIR, "planner.json")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    if os.path.exists(path):
+        with open(path) as f:
+            if json.load(f).get("settings") != settings:
+                raise ConfigError(f"{path} holds evaluations with other planner settings; move that folder away "
+                                  "to evaluate with these")
+    atomic_write_text(path, json.dumps({"settings": settings}, indent=2))
 
 
 def _print_cost(stats: dict) -> None:
@@ -663,6 +683,16 @@ def cmd_presets(args) -> int:
     return 0
 
 
+def _planner_args(p: argparse.ArgumentParser, where: str) -> None:
+    p.add_argument("--planner", choices=("none", "graph"), default="none",
+                   help="graph: plan over the agent's learned distance between dataset landmarks and hand the policy "
+                        f"the next waypoint (mqe.planning); {where}")
+    p.add_argument("--landmarks", type=int, help="graph planner: landmarks (same as --planner-set landmarks=K)")
+    p.add_argument("--planner-set", action="append", default=[], metavar="KEY=VALUE",
+                   help="graph planner settings: landmarks, selection, candidates, edge_power, max_edge, goal_radius, "
+                        "skip_radius, replan_every, seed")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mqe", description="Multistep Quasimetric Estimation for offline GCRL")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -679,6 +709,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-workers", type=int, default=os.cpu_count() or 1,
                    help="processes that step the evaluation environments (default: one per CPU core; 0 = in this process)")
     _common_train_args(p, default_preset=None)
+    _planner_args(p, "evaluations during training then go to RUN/planner_graph/")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("config", help="print the settings a run would get (per-dataset values with their sources)")
@@ -709,14 +740,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--video", nargs="?", const="", metavar="DIR",
                    help="also record the first episode of each task, one mp4 per task (default DIR: "
                         "RUN/videos_<step>; needs imageio-ffmpeg, rendering uses MUJOCO_GL=egl)")
-    p.add_argument("--planner", choices=("none", "graph"), default="none",
-                   help="graph: plan over the agent's learned distance between dataset landmarks and hand the policy the "
-                        "next waypoint (mqe.planning); results go to reeval_<step>_planner-graph.json, or with --paper "
-                        "to RUN/planner_graph/")
-    p.add_argument("--landmarks", type=int, help="graph planner: landmarks (same as --planner-set landmarks=K)")
-    p.add_argument("--planner-set", action="append", default=[], metavar="KEY=VALUE",
-                   help="graph planner settings: landmarks, selection, candidates, edge_power, max_edge, goal_radius, "
-                        "replan_every, seed")
+    _planner_args(p, "results go to reeval_<step>_planner-graph.json, or with --paper to RUN/planner_graph/")
     p.add_argument("--dataset-dir", help="where the run's training data is (the planner's landmarks come from it)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_eval)

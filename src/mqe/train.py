@@ -188,10 +188,14 @@ class _Seed:
     train_metrics: dict = dataclasses.field(default_factory=dict)
     eval_metrics: dict | None = None
     rate: float = float("nan")
+    eval_dir: str = ""  # where eval_<step>.json go, relative to the run directory ("" = the run directory)
 
     @property
     def ckpt_dir(self) -> str:
         return os.path.join(self.run_dir, "checkpoints")
+
+    def eval_path(self, step: int) -> str:
+        return os.path.join(self.run_dir, self.eval_dir, f"eval_{step}.json")
 
 
 def train_seeds(
@@ -203,12 +207,14 @@ def train_seeds(
     eval_steps: set[int] | None = None,
     resume: bool = True,
     progress: bool = True,
+    eval_dir: str = "",
 ) -> list[TrainResult]:
     """Trains (or resumes) several seeds of one configuration as one compiled program.
 
     ``run_dirs`` maps each seed to its own run directory; ``config.train.seed`` is replaced by each
     seed. ``evaluator(agents) -> [metrics per seed]`` receives the agents stacked on a leading axis, in
-    the order of ``run_dirs``. Seeds whose checkpoints are at different steps (a group resumed after a
+    the order of ``run_dirs``; its results go to ``eval_<step>.json`` in ``RUN/eval_dir`` (e.g. a test-time
+    planner's folder, so they are not taken for the plain policy's). Seeds whose checkpoints are at different steps (a group resumed after a
     kill between two seeds' checkpoint writes, or seeds added later) train as one program per distinct
     step. Returns one result per seed, in the order of ``run_dirs``.
     """
@@ -231,6 +237,9 @@ def train_seeds(
             _check_same_data(run_dir, cfg)
             held.enter_context(RunDirLock(run_dir))
             seeds.append(_start(cfg, dataset, run_dir, resume))
+            seeds[-1].eval_dir = eval_dir
+            if eval_dir:
+                os.makedirs(os.path.join(run_dir, eval_dir), exist_ok=True)
         data = None
         for start in sorted({s.step for s in seeds}):
             members = [s for s in seeds if s.step == start]
@@ -339,7 +348,7 @@ def _train_group(seeds: list[_Seed], data: DeviceData, dataset: Dataset, evaluat
                 for s, result in zip(seeds, evaluator(agents)):
                     s.eval_metrics = result
                     s.logger.log("eval", step, result)
-                    atomic_write_text(os.path.join(s.run_dir, f"eval_{step}.json"),
+                    atomic_write_text(s.eval_path(step),
                                       json.dumps({"step": step, **result}, indent=2))
     except KeyboardInterrupt:
         save()  # keep the last completed chunk; the same command resumes from here
@@ -358,7 +367,7 @@ def _finished_evaluations(seeds: list[_Seed], evaluator: GroupEvaluator) -> None
     steps = seeds[0].config.train.steps
     missing = []
     for s in seeds:
-        path = os.path.join(s.run_dir, f"eval_{steps}.json")
+        path = s.eval_path(steps)
         if os.path.exists(path):
             with open(path) as f:
                 s.eval_metrics = {k: v for k, v in json.load(f).items() if k != "step"}
