@@ -52,8 +52,8 @@ def _cpu_reference():
     return _loss_and_grads(dataclasses.replace(SMALL, kernels="cpu"), _batch())
 
 
-# Each choice flipped alone, and all at once (the GPU set): the choices act on separate code.
-@pytest.mark.parametrize("kernel_set", ["cpu,ensemble=vmap", "cpu,argmax=xla", "cpu,barrier=off", "gpu"])
+# Every choice flipped at once (the GPU set), and the ensemble alone (the one that changes the networks).
+@pytest.mark.parametrize("kernel_set", ["cpu,ensemble=vmap", "gpu"])
 def test_every_kernel_choice_gives_the_cpu_sets_loss_and_gradients(kernel_set):
     batch = _batch()
     ref_loss, ref_grads = _cpu_reference()
