@@ -50,6 +50,7 @@ from mqe.data.dataset import Dataset
 from mqe.provenance import collect
 from mqe.sampling import DeviceData
 from mqe.train import make_train_chunk, paper_eval_steps, stack, train_seeds
+from throughput import matmul_rate  # benchmarks/ (this script's folder is on sys.path)
 
 DEFAULT_DATASETS = "pointmaze-giant-navigate-v0,pointmaze-giant-stitch-v0"
 # Each candidate costs a compilation (tens of seconds on a GPU): the two named sets and the one choice
@@ -68,19 +69,6 @@ class Tee(io.TextIOBase):
             s.write(text)
             s.flush()
         return len(text)
-
-
-def matmul_rate(dtype, n: int, repeats: int = 10) -> float:
-    """GFLOP/s of an n x n matmul with ``dtype`` inputs and float32 accumulation on the default device."""
-    a = jax.random.normal(jax.random.PRNGKey(0), (n, n)).astype(dtype)
-    b = jax.random.normal(jax.random.PRNGKey(1), (n, n)).astype(dtype)
-    f = jax.jit(lambda x, y: jax.lax.dot(x, y, preferred_element_type=jnp.float32))
-    jax.block_until_ready(f(a, b))
-    start = time.perf_counter()
-    for _ in range(repeats):
-        out = f(a, b)
-    jax.block_until_ready(out)
-    return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
 
 
 def update_flops(config, data: DeviceData) -> float:
@@ -187,7 +175,7 @@ def run(args) -> int:
     print(f"jax {jax.__version__}, backend {jax.default_backend()}, device {device.device_kind}, "
           f"{os.cpu_count()} CPU cores")
     n = args.matmul_size or (8192 if jax.default_backend() != "cpu" else 1024)
-    rates = {"float32": matmul_rate(jnp.float32, n), "bfloat16": matmul_rate(jnp.bfloat16, n)}
+    rates = {"float32": matmul_rate(n, dtype=jnp.float32), "bfloat16": matmul_rate(n, dtype=jnp.bfloat16)}
     summary["matmul_gflops"] = {"size": n, **rates}
     print(f"matmul {n}x{n}: float32 {rates['float32']:.0f} GFLOP/s, bfloat16 inputs {rates['bfloat16']:.0f} GFLOP/s")
 

@@ -50,11 +50,12 @@ def _timeit(fn, *args, repeats: int) -> float:
     return (time.perf_counter() - start) / repeats
 
 
-def matmul_rate(n: int = 2048, repeats: int = 10) -> float:
-    """Sustained float32 GFLOP/s of an n x n matmul on the default device."""
-    a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
-    b = jax.random.normal(jax.random.PRNGKey(1), (n, n), jnp.float32)
-    seconds = _timeit(jax.jit(jnp.matmul), a, b, repeats=repeats)
+def matmul_rate(n: int = 2048, repeats: int = 10, dtype=jnp.float32) -> float:
+    """Sustained GFLOP/s of an n x n matmul with ``dtype`` inputs and float32 accumulation, default device."""
+    a = jax.random.normal(jax.random.PRNGKey(0), (n, n)).astype(dtype)
+    b = jax.random.normal(jax.random.PRNGKey(1), (n, n)).astype(dtype)
+    matmul = jax.jit(lambda x, y: jax.lax.dot(x, y, preferred_element_type=jnp.float32))
+    seconds = _timeit(matmul, a, b, repeats=repeats)
     return 2 * n**3 / seconds / 1e9
 
 

@@ -32,6 +32,7 @@ class Block(importlib.abc.MetaPathFinder):
             raise ImportError(f"{{name}} is not installed on the GPU machine")
 sys.meta_path.insert(0, Block())
 sys.argv = sys.argv[1:]
+sys.path.insert(0, __import__("os").path.dirname(sys.argv[0]))  # as `python script.py` does
 runpy.run_path(sys.argv[0], run_name="__main__")
 """
 TINY = ["--set", "encoder_hidden_dims=16,16", "--set", "actor_hidden_dims=16,16", "--set", "latent_dim=16",

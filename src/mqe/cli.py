@@ -156,17 +156,15 @@ def _make_ogbench_evaluator(name: str, episodes: int, progress: bool, workers: i
         policy = lambda o, g: np.asarray(act(np.asarray(o, np.float32), np.asarray(g, np.float32)))
         planned = None
         if planner is not None:
-            import time as _time
-
             from mqe.planning import GraphPlanner, PlannedPolicy, select_landmarks, steps_functions
 
             agent_name, planner_config, pool = planner
-            start = _time.perf_counter()
+            start = time.perf_counter()
             planners = []
             for i in range(n):
                 fns = steps_functions(unstack(agents, i), agent_name)
                 planners.append(GraphPlanner(fns, select_landmarks(pool, fns, planner_config), planner_config))
-            build_seconds = _time.perf_counter() - start
+            build_seconds = time.perf_counter() - start
             policy = planned = PlannedPolicy(policy, planners, planner_config.replan_every)
         start = time.perf_counter()
         outcomes = evaluate_policies(policy, functools.partial(make_env, name), n, episodes_per_task=episodes,
