@@ -12,7 +12,7 @@ from mqe.agents import AGENTS
 from mqe.config import make_config
 from mqe.data.dataset import Dataset
 from mqe.sampling import DeviceData, sample_batch
-from mqe.train import train
+from mqe.train import initial_state, train
 
 TINY = {
     "mqe": ["batch_size=16", "latent_dim=16", "encoder_hidden_dims=16,16", "actor_hidden_dims=16,16"],
@@ -139,3 +139,40 @@ def test_hiql_gradient_is_finite_for_an_all_zero_state_and_goal():
     batch = {k: (jnp.zeros_like(v) if v.ndim == 2 and k != "actions" else v) for k, v in batch.items()}
     grads = jax.grad(lambda p: agent.total_loss(p, batch)[0])(agent.params)
     assert all(np.isfinite(np.asarray(g)).all() for g in jax.tree.leaves(grads))
+
+
+PIXEL_TINY = ["batch_size=4", "encoder=impala_debug", "crop_prob=0.5"]
+
+
+def _image_dataset(n=120, size=8):
+    """uint8 frames (a bright square that moves with the state), episodes of 40 steps."""
+    rng = np.random.default_rng(0)
+    pos = np.clip(np.cumsum(rng.integers(-1, 2, (n, 2)), 0) % size, 0, size - 2)
+    frames = np.zeros((n, size, size, 3), np.uint8)
+    for i, (y, x) in enumerate(pos):
+        frames[i, y:y + 2, x:x + 2] = (255, 128, 0)
+    terminals = np.zeros(n, bool)
+    terminals[39::40] = True
+    return Dataset.from_arrays(frames, rng.uniform(-1, 1, (n, 2)).astype(np.float32), terminals)
+
+
+@pytest.mark.parametrize("name", sorted(AGENTS))
+def test_agent_contract_on_images(name, tmp_path):
+    """The contract on uint8 frames: every network with an encoder, crops on, frames uint8 up to the
+    encoder, a short training run through ``train`` and the checkpoint acting the same through ``mqe.load``."""
+    config = make_config(name, None, TINY[name] + PIXEL_TINY + ["train.steps=4", "train.updates_per_call=2",
+                                                               "train.log_interval=2", "train.checkpoint_interval=4"])
+    ds = _image_dataset()
+    assert ds.observations.dtype == np.uint8
+    result = train(config, ds, str(tmp_path), progress=False)
+    first, _ = initial_state(config, ds)  # the run's own step-0 agent
+    leaves = lambda agent: jax.tree.leaves(agent.params)
+    assert any("encoder" in jax.tree_util.keystr(path) for path, _ in jax.tree_util.tree_leaves_with_path(first.params))
+    assert all(not np.array_equal(a, b) for a, b in zip(leaves(first), leaves(result.agent))), \
+        "training moves every parameter, encoders included"
+    obs, goals = ds.observations[:3], ds.observations[50:53]
+    actions = np.asarray(result.agent.sample_actions(obs, goals))
+    assert actions.shape == (3, 2) and np.abs(actions).max() <= 1.0
+    np.testing.assert_allclose(mqe.load(tmp_path).act(obs, goals), actions, atol=1e-6, rtol=1e-6)
+    if name != "gcbc":
+        assert np.isfinite(np.asarray(result.agent.value_estimate(obs, goals))).all()

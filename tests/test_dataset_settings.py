@@ -15,6 +15,7 @@ import pathlib
 import pytest
 
 from mqe.config import make_config
+from mqe.train import paper_eval_steps
 
 DATA = pathlib.Path(__file__).parent / "data"
 OGBENCH = json.loads((DATA / "ogbench_hyperparameters.json").read_text())
@@ -137,3 +138,51 @@ def test_sacbc_follows_the_horizon_reduction_runs():
                "discount": config.discount, "actor_p_trajgoal": sampler.actor_p_trajgoal,
                "actor_p_randomgoal": sampler.actor_p_randomgoal, "actor_geom_sample": sampler.actor_geom_sample}
         assert got == expected, dataset
+
+
+VISUAL = json.loads((DATA / "ogbench_visual_hyperparameters.json").read_text())
+VISUAL_DATASETS = sorted(VISUAL["cells"])
+# OGBench flag -> our field, for the pixel-only flags.
+PIXEL_FIELDS = {"p_aug": "crop_prob", "encoder": "encoder", "batch_size": "batch_size",
+                "low_actor_rep_grad": "low_actor_rep_grad"}
+
+
+def test_the_visual_table_covers_ogbenchs_visual_datasets():
+    families = {"antmaze": 11, "humanoidmaze": 6, "cube": 8, "scene": 2, "puzzle": 8}
+    counts = {f: sum(name.startswith(f"visual-{f}-") for name in VISUAL_DATASETS) for f in families}
+    assert counts == families and len(VISUAL_DATASETS) == 35
+
+
+@pytest.mark.parametrize("agent", ["gcbc", "gcivl", "gciql", "qrl", "crl", "hiql"])
+def test_ogbench_agents_match_the_visual_lines_cell_by_cell(agent):
+    """paper-pixel (picked by a visual-* name) gives each agent exactly OGBench's visual line: the state
+    defaults updated with the line's flags, p_aug read as crop_prob (0 where the line sets none)."""
+    wrong = []
+    for dataset in VISUAL_DATASETS:
+        config = make_config(agent, dataset=dataset)
+        assert config.preset == "paper-pixel" and config.train.steps == 500_000
+        got = resolved(agent, dataset, None)
+        got.update({flag: getattr(config.agent, field) for flag, field in PIXEL_FIELDS.items()
+                    if hasattr(config.agent, field)})
+        expected = {"p_aug": 0.0, "low_actor_rep_grad": False, **OGBENCH["defaults"][agent],
+                    **VISUAL["cells"][dataset][agent]}
+        for flag, value in expected.items():
+            if (agent, flag) in UNUSED or (flag == "low_actor_rep_grad" and agent != "hiql"):
+                continue
+            if got.get(flag) != (pytest.approx(value, rel=1e-12, abs=0) if isinstance(value, float) else value):
+                wrong.append(f"{dataset}: {flag} = {got.get(flag)!r}, source {value!r}")
+    assert not wrong, f"{agent}: {len(wrong)} visual cells differ from OGBench:\n" + "\n".join(wrong)
+
+
+def test_mqe_pixel_preset_follows_the_paper():
+    """Table 2 (impala-small, p 0.2, batch 256), Table 3's visual alphas, 500k updates with the final number
+    at 300k/400k/500k (B.4); crops as OGBench's pixel runs (the paper is silent)."""
+    expected_alpha = {"visual-scene-play-v0": 3.0, "visual-cube-triple-play-v0": 3.0, "visual-puzzle-4x4-play-v0": 3.0,
+                      "visual-cube-double-noisy-v0": 0.1, "visual-antmaze-giant-stitch-v0": 0.3}
+    for dataset, alpha in expected_alpha.items():
+        config = make_config("mqe", dataset=dataset)
+        a = config.agent
+        assert (a.alpha, a.encoder, a.next_state_prob, a.batch_size, a.gamma) == (alpha, "impala_small", 0.2, 256, 0.995)
+        assert a.crop_prob == (0.0 if "antmaze" in dataset else 0.5)
+        assert config.train.steps == 500_000 and config.train.eval_fractions == (0.6, 0.8, 1.0)
+        assert paper_eval_steps(500_000, 100, config.train.eval_fractions) == [300_000, 400_000, 500_000]

@@ -236,7 +236,7 @@ def cmd_train(args) -> int:
             for run_dir in run_dirs.values():
                 _write_planner_settings(run_dir, planner[1])
             print(f"evaluating with the graph planner ({planner[1]}); results in RUN/{PLANNER_DIR}/")
-        eval_steps = paper_eval_steps(config.train.steps, config.train.updates_per_call)
+        eval_steps = paper_eval_steps(config.train.steps, config.train.updates_per_call, config.train.eval_fractions)
         evaluator = lambda agents: inner(agents)[0]
         extra = f" (and every {config.train.eval_interval})" if config.train.eval_interval else ""
         print(f"evaluating {args.eval_episodes} episodes per task at steps {eval_steps}{extra}")
@@ -387,7 +387,7 @@ def _eval_paper(args) -> int:
         if not name:
             raise ConfigError(f"{members[0][0]} was trained on {config.dataset!r} with no evaluation environment; "
                               "pass --env NAME (an OGBench dataset name)")
-        steps = paper_eval_steps(config.train.steps, config.train.updates_per_call)
+        steps = paper_eval_steps(config.train.steps, config.train.updates_per_call, config.train.eval_fractions)
         planner = _planner_spec(args, config)
         evaluator = _make_ogbench_evaluator(name, args.episodes, not args.no_progress, args.eval_workers, args.seed,
                                             batching=config.train.seed_batching, planner=planner)

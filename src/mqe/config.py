@@ -30,6 +30,9 @@ class TrainConfig:
     checkpoint_interval: int = 50_000  # steps between checkpoints (a multiple of updates_per_call)
     keep_checkpoints: int = 2  # newest checkpoints kept on disk
     eval_interval: int = 0  # steps between evaluations when an evaluator exists (0: only at the end)
+    # The paper's final number: the mean of the evaluations at these fractions of train.steps
+    # (800k/900k/1M of 1M for states; 300k/400k/500k of 500k for pixels, preset paper-pixel).
+    eval_fractions: tuple[float, ...] = (0.8, 0.9, 1.0)
     tensorboard: bool = False  # also write TensorBoard event files (needs tensorboardX)
     wandb_project: str = ""  # also log to Weights & Biases under this project ("" = off; needs wandb)
     # Several seeds in one program (mqe train --seeds): "vmap" batches them into wider kernels (the fast
@@ -52,6 +55,8 @@ class TrainConfig:
                 )
         if self.seed_batching not in ("auto", "vmap", "map"):
             raise ConfigError(f"train.seed_batching must be auto, vmap or map, got {self.seed_batching!r}")
+        if not self.eval_fractions or not all(0.0 < f <= 1.0 for f in self.eval_fractions):
+            raise ConfigError(f"train.eval_fractions must be fractions in (0, 1], got {self.eval_fractions}")
         if self.keep_checkpoints < 1:
             raise ConfigError(f"train.keep_checkpoints must be >= 1, got {self.keep_checkpoints}")
 
@@ -153,11 +158,13 @@ def _table3_row(dataset_name: str) -> tuple[float, str] | None:
 
 def dataset_overrides(agent_name: str, dataset_name: str) -> dict[str, tuple[Any, str]]:
     """An agent's per-dataset settings (presets.json ``dataset_overrides``; later matches win), each
-    with its source: ``{field: (value, source)}``."""
+    with its source: ``{field: (value, source)}``. A ``visual-*`` name also matches the patterns of its
+    state counterpart: OGBench runs both with the same per-dataset values (plus the visual-* entries)."""
     base = _settings_name(dataset_name)
+    names = [base, base.removeprefix("visual-")]
     fields: dict[str, tuple[Any, str]] = {}
     for entry in load_presets()["dataset_overrides"].get(agent_name, []):
-        if fnmatch.fnmatch(base, entry["match"]):
+        if any(fnmatch.fnmatch(name, entry["match"]) for name in names):
             for key, value in entry["set"].items():
                 fields[key] = (value, f"{entry['source']}; {entry['match']}")
     return fields

@@ -11,6 +11,12 @@ import jax.numpy as jnp
 glorot_uniform = nn.initializers.xavier_uniform()
 
 
+def join(*parts: jax.Array | None) -> jax.Array:
+    """Concatenates the given inputs on the last axis, skipping ``None`` (an input an image encoder
+    already folded in: ``mqe.encoders.GoalConcatEncoded`` passes its goals as None)."""
+    return jnp.concatenate([p for p in parts if p is not None], axis=-1)
+
+
 @jax.custom_vjp
 def bf16_matmul(x: jax.Array, w: jax.Array) -> jax.Array:
     """x @ w with bfloat16 inputs and float32 accumulation and output, forward and backward.
@@ -132,8 +138,8 @@ class GaussianPolicy(nn.Module):
     matmul_dtype: str = "float32"
 
     @nn.compact
-    def __call__(self, observations: jax.Array, goals: jax.Array) -> jax.Array:
-        x = jnp.concatenate([observations, goals], axis=-1)
+    def __call__(self, observations: jax.Array, goals: jax.Array | None) -> jax.Array:
+        x = join(observations, goals)
         return MLP(self.hidden_dims, self.action_dim, layer_norm=False,
                    output_init_scale=self.mean_init_scale, matmul_dtype=self.matmul_dtype)(x)
 
@@ -146,9 +152,8 @@ class GoalConditionedValue(nn.Module):
     layer_norm: bool = True
 
     @nn.compact
-    def __call__(self, observations: jax.Array, goals: jax.Array, actions: jax.Array | None = None) -> jax.Array:
-        parts = [observations, goals] if actions is None else [observations, goals, actions]
-        x = jnp.concatenate(parts, axis=-1)
+    def __call__(self, observations: jax.Array, goals: jax.Array | None, actions: jax.Array | None = None) -> jax.Array:
+        x = join(observations, goals, actions)
         return EnsembleMLP(self.hidden_dims, 1, self.ensemble_size, self.layer_norm)(x)[..., 0]
 
 
@@ -162,8 +167,8 @@ class TanhGaussianPolicy(nn.Module):
     init_scale: float = 1e-2
 
     @nn.compact
-    def __call__(self, observations: jax.Array, goals: jax.Array) -> tuple[jax.Array, jax.Array]:
-        x = jnp.concatenate([observations, goals], axis=-1)
+    def __call__(self, observations: jax.Array, goals: jax.Array | None) -> tuple[jax.Array, jax.Array]:
+        x = join(observations, goals)
         out = MLP(self.hidden_dims, 2 * self.action_dim, self.layer_norm, output_init_scale=self.init_scale)(x)
         mean, log_std = jnp.split(out, 2, axis=-1)
         return mean, jnp.clip(log_std, -5.0, 2.0)

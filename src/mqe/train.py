@@ -33,6 +33,7 @@ from mqe import provenance
 from mqe.agents import AGENTS
 from mqe.config import ConfigError, RunConfig
 from mqe.data.dataset import Dataset
+from mqe.encoders import check_encoder, with_augmentation
 from mqe.io import RunDirLock, atomic_write_text
 from mqe.logger import RunLogger
 from mqe.sampling import DeviceData
@@ -136,16 +137,20 @@ def make_train_chunk(sampler, length: int, num_seeds: int = 0, batching: str = "
     return jax.jit(over_seeds(chunk, batching, (0, 0, None)), donate_argnums=(0, 1))
 
 
-def paper_eval_steps(total: int, every: int) -> list[int]:
-    """The paper evaluates at 800k, 900k and 1M of 1M steps: the same fractions of ``total``,
-    rounded to whole compiled calls."""
-    steps = sorted({max(every, round(total * f / every) * every) for f in (0.8, 0.9)} | {total})
+def paper_eval_steps(total: int, every: int, fractions=(0.8, 0.9, 1.0)) -> list[int]:
+    """The paper evaluates at 800k, 900k and 1M of 1M steps (pixels: 300k, 400k, 500k of 500k): the
+    given fractions of ``total``, rounded to whole compiled calls; the last evaluation is at ``total``."""
+    steps = sorted({max(every, round(total * f / every) * every) for f in fractions if f < 1.0} | {total})
     return [min(s, total) for s in steps]
 
 
 def initial_state(config: RunConfig, dataset: Dataset):
     """(agent, sampling key) at step 0, both from the one seed."""
     spec = AGENTS[config.agent_name]
+    try:
+        check_encoder(config.agent, dataset.observation_shape, f"{dataset.source}")
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     init_key, sample_key = jax.random.split(jax.random.PRNGKey(config.train.seed))
     agent = spec.agent_class.create(
         init_key, dataset.observations[:1], dataset.actions[:1], config.agent
@@ -296,7 +301,7 @@ def _train_group(seeds: list[_Seed], data: DeviceData, dataset: Dataset, evaluat
         s.logger = RunLogger(s.run_dir, resume_step=step, tensorboard=tc.tensorboard,
                              wandb_project=tc.wandb_project, config=s.config.to_dict())
     agents, keys = stack([s.agent for s in seeds]), stack([s.key for s in seeds])
-    sampler = config.agent.sampler()
+    sampler = with_augmentation(config.agent, config.agent.sampler())
     window: list[tuple[dict[str, Any], int]] = []  # (metrics stacked over seeds, chunk length) since last log
     label = f"train {config.agent_name}" + (f" x{n} seeds" if n > 1 else "")
     bar = tqdm(total=tc.steps, initial=step, disable=not progress, unit="step", dynamic_ncols=True, desc=label)

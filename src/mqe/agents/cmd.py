@@ -16,6 +16,7 @@ import jax.numpy as jnp
 
 from mqe import losses
 from mqe.agents.common import AgentState, future_goal_sampler
+from mqe.encoders import encoded, goal_concat_encoded
 from mqe.networks import GaussianPolicy, StateActionEncoder
 from mqe.quasimetric import ensemble_pairwise, make_quasimetric
 from mqe.sampling import GoalSamplerConfig
@@ -37,6 +38,8 @@ class CMDConfig:
     policy_std: float = 1.0  # constant std of the Gaussian policy
     actor_p_randomgoal: float = 0.0  # actor goals: random state (else uniform future)
     learning_rate: float = 3e-4  # Adam
+    encoder: str | None = None  # image encoder (mqe.encoders.ENCODERS, e.g. impala_small); None for states
+    crop_prob: float = 0.0  # random-crop augmentation probability per batch (OGBench's p_aug; pixels only)
 
     def sampler(self) -> GoalSamplerConfig:
         return future_goal_sampler(self)
@@ -45,8 +48,10 @@ class CMDConfig:
 class CMDAgent(AgentState):
     @staticmethod
     def build_networks(c, action_dim):
-        return {"c": StateActionEncoder(c.value_hidden_dims, c.latent_dim, c.ensemble_size, c.layer_norm),
-                "actor": GaussianPolicy(c.actor_hidden_dims, action_dim)}
+        # Pixels: one encoder inside the single critic, for states and goals; the actor its own.
+        return {"c": encoded(c.encoder, StateActionEncoder(c.value_hidden_dims, c.latent_dim, c.ensemble_size,
+                                                           c.layer_norm)),
+                "actor": goal_concat_encoded(c.encoder, GaussianPolicy(c.actor_hidden_dims, action_dim))}
 
     @staticmethod
     def example_inputs(obs, act, config):

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import optax
 
 from mqe import losses
+from mqe.encoders import encoded, feature_dim, goal_concat_encoded, make_encoder
 from mqe.networks import EnsembleMLP, GaussianPolicy, StateActionEncoder
 from mqe.sampling import GoalSamplerConfig
 
@@ -40,12 +41,30 @@ def future_goal_sampler(config) -> GoalSamplerConfig:
         actor_p_randomgoal=config.actor_p_randomgoal, gc_negative=False)
 
 
-def phi_psi_actor_networks(config, action_dim: int) -> dict[str, Any]:
-    """phi(s, a) and psi(g) ensembles plus a Gaussian policy (CRL's and TMD's networks)."""
+def phi_psi_actor_networks(config, action_dim: int, shared_encoder: bool = False) -> dict[str, Any]:
+    """phi(s, a) and psi(g) ensembles plus a Gaussian policy (CRL's and TMD's networks).
+
+    Pixels: with ``shared_encoder`` one network ``encoder`` feeds both phi and psi (TMD's reference; read
+    it through ``AgentState.features``); otherwise phi encodes states and psi goals, each with its own
+    encoder (CRL's reference). The actor always has its own encoder on the stacked images.
+    """
     c = config
-    return {"phi": StateActionEncoder(c.value_hidden_dims, c.latent_dim, c.ensemble_size, c.layer_norm),
-            "psi": EnsembleMLP(c.value_hidden_dims, c.latent_dim, c.ensemble_size, c.layer_norm),
-            "actor": GaussianPolicy(c.actor_hidden_dims, action_dim)}
+    own = None if shared_encoder else c.encoder
+    networks = {"phi": encoded(own, StateActionEncoder(c.value_hidden_dims, c.latent_dim, c.ensemble_size,
+                                                       c.layer_norm)),
+                "psi": encoded(own, EnsembleMLP(c.value_hidden_dims, c.latent_dim, c.ensemble_size, c.layer_norm)),
+                "actor": goal_concat_encoded(c.encoder, GaussianPolicy(c.actor_hidden_dims, action_dim))}
+    if shared_encoder and c.encoder is not None:
+        networks["encoder"] = make_encoder(c.encoder)
+    return networks
+
+
+def phi_psi_actor_inputs(obs, act, config, shared_encoder: bool = False) -> dict[str, tuple]:
+    """``example_inputs`` for ``phi_psi_actor_networks``."""
+    if not (shared_encoder and config.encoder is not None):
+        return {"phi": (obs, act), "psi": (obs,), "actor": (obs, obs)}
+    features = jnp.zeros((obs.shape[0], feature_dim(config.encoder)))
+    return {"encoder": (obs,), "phi": (features, act), "psi": (features,), "actor": (obs, obs)}
 
 
 class AgentState(flax.struct.PyTreeNode):
@@ -105,6 +124,12 @@ class AgentState(flax.struct.PyTreeNode):
             loss, terms = getattr(self, name)(params, batch)
             total, metrics = total + loss, {**metrics, **terms}
         return total, {**metrics, "total_loss": total}
+
+    def features(self, params, x):
+        """The shared image encoder's features of ``x`` (agents with a network ``encoder``); else ``x``."""
+        if "encoder" not in params:
+            return x
+        return self.networks["encoder"].apply({"params": params["encoder"]}, x)
 
     def policy_mean(self, params, observations, goals):
         return self.networks["actor"].apply({"params": params["actor"]}, observations, goals)

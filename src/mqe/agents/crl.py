@@ -34,6 +34,8 @@ class CRLConfig:
     policy_std: float = 1.0  # constant std of the Gaussian policy
     actor_p_randomgoal: float = 0.0  # actor goals: random state (else uniform future); 0.5 on stitch
     learning_rate: float = 3e-4  # Adam
+    encoder: str | None = None  # image encoder (mqe.encoders.ENCODERS, e.g. impala_small); None for states
+    crop_prob: float = 0.0  # random-crop augmentation probability per batch (OGBench's p_aug; pixels only)
 
     def sampler(self) -> GoalSamplerConfig:
         return future_goal_sampler(self)

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 
 from mqe import losses
 from mqe.agents.common import AgentState
+from mqe.encoders import goal_concat_encoded
 from mqe.networks import GaussianPolicy
 from mqe.sampling import GoalSamplerConfig
 
@@ -26,6 +27,8 @@ class GCBCConfig:
     policy_std: float = 1.0  # constant std of the Gaussian policy
     actor_p_randomgoal: float = 0.0  # fraction of random (instead of future) actor goals
     learning_rate: float = 3e-4  # Adam
+    encoder: str | None = None  # image encoder (mqe.encoders.ENCODERS, e.g. impala_small); None for states
+    crop_prob: float = 0.0  # random-crop augmentation probability per batch (OGBench's p_aug; pixels only)
 
     def sampler(self) -> GoalSamplerConfig:
         return GoalSamplerConfig(batch_size=self.batch_size, actor_p_trajgoal=1.0 - self.actor_p_randomgoal,
@@ -37,7 +40,7 @@ class GCBCAgent(AgentState):
 
     @staticmethod
     def build_networks(config, action_dim):
-        return {"actor": GaussianPolicy(config.actor_hidden_dims, action_dim)}
+        return {"actor": goal_concat_encoded(config.encoder, GaussianPolicy(config.actor_hidden_dims, action_dim))}
 
     @staticmethod
     def example_inputs(obs, act, config):

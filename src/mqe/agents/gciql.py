@@ -17,6 +17,7 @@ import jax.numpy as jnp
 
 from mqe import losses
 from mqe.agents.common import AgentState
+from mqe.encoders import goal_concat_encoded
 from mqe.networks import GaussianPolicy, GoalConditionedValue
 from mqe.sampling import GoalSamplerConfig
 
@@ -42,6 +43,8 @@ class GCIQLConfig:
     value_p_randomgoal: float = 0.3  # value goals: random dataset state
     actor_p_randomgoal: float = 0.0  # actor goals: random state (else uniform future); 0.5 on stitch
     learning_rate: float = 3e-4  # Adam
+    encoder: str | None = None  # image encoder (mqe.encoders.ENCODERS, e.g. impala_small); None for states
+    crop_prob: float = 0.0  # random-crop augmentation probability per batch (OGBench's p_aug; pixels only)
 
     def __post_init__(self):
         if self.actor_loss not in ACTOR_LOSSES:
@@ -59,9 +62,9 @@ class GCIQLAgent(AgentState):
 
     @staticmethod
     def build_networks(c, action_dim):
-        return {"value": GoalConditionedValue(c.value_hidden_dims, 1, c.layer_norm),
-                "critic": GoalConditionedValue(c.value_hidden_dims, 2, c.layer_norm),
-                "actor": GaussianPolicy(c.actor_hidden_dims, action_dim)}
+        return {"value": goal_concat_encoded(c.encoder, GoalConditionedValue(c.value_hidden_dims, 1, c.layer_norm)),
+                "critic": goal_concat_encoded(c.encoder, GoalConditionedValue(c.value_hidden_dims, 2, c.layer_norm)),
+                "actor": goal_concat_encoded(c.encoder, GaussianPolicy(c.actor_hidden_dims, action_dim))}
 
     @staticmethod
     def example_inputs(obs, act, config):

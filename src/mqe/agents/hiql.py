@@ -20,8 +20,9 @@ import jax.numpy as jnp
 
 from mqe import losses
 from mqe.agents.common import AgentState
+from mqe.encoders import encoded, goal_concat_encoded
 from mqe.agents.gcivl import implicit_value_loss
-from mqe.networks import MLP, GaussianPolicy, GoalConditionedValue
+from mqe.networks import MLP, GaussianPolicy, GoalConditionedValue, join
 from mqe.sampling import GoalSamplerConfig
 
 
@@ -40,12 +41,15 @@ class HIQLConfig:
     low_alpha: float = 3.0  # AWR inverse temperature of the low actor
     high_alpha: float = 3.0  # AWR inverse temperature of the high actor
     subgoal_steps: int = 25  # k: how far ahead subgoals are
+    low_actor_rep_grad: bool = False  # the low actor's loss also trains r(s, w) (OGBench: True for pixels)
     policy_std: float = 1.0  # constant std of both Gaussian policies
     value_p_curgoal: float = 0.2  # value goals: current state
     value_p_trajgoal: float = 0.5  # value goals: future state of the trajectory (geometric)
     value_p_randomgoal: float = 0.3  # value goals: random dataset state
     actor_p_randomgoal: float = 0.0  # high-level goals: random state (else uniform future)
     learning_rate: float = 3e-4  # Adam
+    encoder: str | None = None  # image encoder (mqe.encoders.ENCODERS, e.g. impala_small); None for states
+    crop_prob: float = 0.0  # random-crop augmentation probability per batch (OGBench's p_aug; pixels only)
 
     def sampler(self) -> GoalSamplerConfig:
         return GoalSamplerConfig(
@@ -67,8 +71,8 @@ class GoalRepresentation(nn.Module):
     layer_norm: bool
 
     @nn.compact
-    def __call__(self, observations, goals):
-        return _normalise(MLP(self.hidden_dims, self.rep_dim, self.layer_norm)(jnp.concatenate([observations, goals], -1)))
+    def __call__(self, observations, goals=None):
+        return _normalise(MLP(self.hidden_dims, self.rep_dim, self.layer_norm)(join(observations, goals)))
 
 
 class HIQLAgent(AgentState):
@@ -78,10 +82,14 @@ class HIQLAgent(AgentState):
 
     @staticmethod
     def build_networks(c, action_dim):
-        return {"goal_rep": GoalRepresentation(c.value_hidden_dims, c.rep_dim, c.layer_norm),
-                "value": GoalConditionedValue(c.value_hidden_dims, 2, c.layer_norm),
-                "low_actor": GaussianPolicy(c.actor_hidden_dims, action_dim),
-                "high_actor": GaussianPolicy(c.actor_hidden_dims, c.rep_dim)}
+        # Pixels (OGBench's layout): r([s; g]) encodes the stacked images and is shared by the value heads,
+        # their targets and the low actor; value, low actor and high actor each encode s with their own
+        # encoder (the value's Polyak target has a copy of it).
+        return {"goal_rep": goal_concat_encoded(c.encoder, GoalRepresentation(c.value_hidden_dims, c.rep_dim,
+                                                                              c.layer_norm)),
+                "value": encoded(c.encoder, GoalConditionedValue(c.value_hidden_dims, 2, c.layer_norm)),
+                "low_actor": encoded(c.encoder, GaussianPolicy(c.actor_hidden_dims, action_dim)),
+                "high_actor": goal_concat_encoded(c.encoder, GaussianPolicy(c.actor_hidden_dims, c.rep_dim))}
 
     @staticmethod
     def example_inputs(obs, act, config):
@@ -111,7 +119,7 @@ class HIQLAgent(AgentState):
         # Low level: reach the subgoal w = s_{t+k}.
         w = batch["low_actor_goals"]
         low_adv = v(next_obs, w) - v(obs, w)
-        z_w = self.rep(frozen, obs, w)
+        z_w = self.rep(params if c.low_actor_rep_grad else frozen, obs, w)
         low_mean = self.networks["low_actor"].apply({"params": params["low_actor"]}, obs, z_w)
         low_log_prob = losses.gaussian_log_prob(batch["actions"], low_mean, c.policy_std)
         low_loss = losses.awr_loss(low_adv, low_log_prob, c.low_alpha)

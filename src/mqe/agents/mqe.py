@@ -12,6 +12,8 @@ Actor (DDPG + BC):
   q_i  = min_e -d(phi_e(s_i, clip(mu(s_i, g_i))), psi_e(g_i))   (critic parameters frozen)
   L_mu = -mean_i q_i / sg(mean_i |q_i| + 1e-6) - alpha mean_i log pi(a_i | s_i, g_i)
 One Adam step on L_T + L_I + L_mu per batch.
+Pixels (paper B.3, Eq. 17): one image encoder f feeds phi_e(f(s), a) and psi_e(f(x)); L_I sees sg[f(s)],
+so the encoder learns from L_T only; the actor encodes the stacked images [s; g] with its own encoder.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import optax
 
 from mqe import kernels as kernel_sets
 from mqe import losses
+from mqe.encoders import ENCODERS, feature_dim, goal_concat_encoded, make_encoder
 from mqe.networks import EnsembleMLP, GaussianPolicy, StateActionEncoder
 from mqe.quasimetric import (
     DISTANCE_SCALES,
@@ -71,6 +74,10 @@ class MQEConfig:
     actor_mean_init_scale: float = 1e-2  # init scale of the policy's mean head
     # --- optimisation ---
     learning_rate: float = 3e-4  # Adam, default betas, eps 1e-8; no clipping, no weight decay
+    # --- pixels (paper B.3) ---
+    encoder: str | None = None  # image encoder (mqe.encoders.ENCODERS; impala_small in the paper); None: states
+    invariance_encoder_grad: bool = False  # pixels: False stops L_I's gradient at the encoder (paper Eq. 17)
+    crop_prob: float = 0.0  # random-crop augmentation probability per batch (OGBench's p_aug; pixels only)
     # --- numerics and compiled form (not in the paper) ---
     matmul_dtype: str = "float32"  # float32 | bfloat16: network matmuls with bf16 inputs, float32 accumulation
     kernels: str = "auto"  # compiled form of the hot path per backend: auto | cpu | gpu | name=value,... (mqe.kernels)
@@ -87,6 +94,8 @@ class MQEConfig:
             (self.policy_std > 0, "policy_std must be > 0"),
             (self.latent_dim % (2 * self.num_components) == 0,
              "latent_dim must be divisible by 2 * num_components"),
+            (self.encoder is None or self.encoder in ENCODERS, f"encoder must be None or one of {sorted(ENCODERS)}"),
+            (0.0 <= self.crop_prob <= 1.0, "crop_prob must be in [0, 1]"),
             (self.matmul_dtype in kernel_sets.MATMUL_DTYPES,
              f"matmul_dtype must be one of {kernel_sets.MATMUL_DTYPES}"),
         ]
@@ -126,11 +135,23 @@ class MQEAgent(flax.struct.PyTreeNode):
     def networks(self) -> dict[str, Any]:
         return _networks(self.config, self.action_dim)
 
+    def features(self, params, x):
+        """f(x): the image encoder's features, shared by phi and psi (pixels); x itself for states."""
+        if self.config.encoder is None:
+            return x
+        return self.networks["encoder"].apply({"params": params["encoder"]}, x)
+
     def phi(self, params, observations, actions):
-        return self.networks["phi"].apply({"params": params["phi"]}, observations, actions)
+        return self.phi_head(params, self.features(params, observations), actions)
 
     def psi(self, params, observations):
-        return self.networks["psi"].apply({"params": params["psi"]}, observations)
+        return self.psi_head(params, self.features(params, observations))
+
+    def phi_head(self, params, features, actions):
+        return self.networks["phi"].apply({"params": params["phi"]}, features, actions)
+
+    def psi_head(self, params, features):
+        return self.networks["psi"].apply({"params": params["psi"]}, features)
 
     def policy_mean(self, params, observations, goals):
         return self.networks["actor"].apply({"params": params["actor"]}, observations, goals)
@@ -142,12 +163,15 @@ class MQEAgent(flax.struct.PyTreeNode):
         obs = jnp.asarray(example_observations, jnp.float32)
         act = jnp.asarray(example_actions, jnp.float32)
         nets = _networks(config, act.shape[-1])
-        k_phi, k_psi, k_actor = jax.random.split(key, 3)
+        keys = jax.random.split(key, 3 if config.encoder is None else 4)
+        features = obs if config.encoder is None else jnp.zeros((obs.shape[0], feature_dim(config.encoder)))
         params = {
-            "phi": nets["phi"].init(k_phi, obs, act)["params"],
-            "psi": nets["psi"].init(k_psi, obs)["params"],
-            "actor": nets["actor"].init(k_actor, obs, obs)["params"],
+            "phi": nets["phi"].init(keys[0], features, act)["params"],
+            "psi": nets["psi"].init(keys[1], features)["params"],
+            "actor": nets["actor"].init(keys[2], obs, obs)["params"],
         }
+        if config.encoder is not None:
+            params["encoder"] = nets["encoder"].init(keys[3], obs)["params"]
         opt_state = _optimizer(config).init(params)
         return cls(params=params, opt_state=opt_state, step=jnp.zeros((), jnp.int32), config=config,
                    action_dim=int(act.shape[-1]))
@@ -159,8 +183,10 @@ class MQEAgent(flax.struct.PyTreeNode):
         obs, act, goals = batch["observations"], batch["actions"], batch["goals"]
         steps = batch["waypoint_steps"]
 
-        phi_sa = self.phi(params, obs, act)  # (E, B, D)
-        psi_sg = self.psi(params, jnp.concatenate([obs, goals], axis=0))  # one pass for s and g
+        f_sg = self.features(params, jnp.concatenate([obs, goals], axis=0))  # one pass for s and g
+        f_s = f_sg[:obs.shape[0]]
+        phi_sa = self.phi_head(params, f_s, act)  # (E, B, D)
+        psi_sg = self.psi_head(params, f_sg)
         psi_s, psi_g = jnp.split(psi_sg, 2, axis=1)
         psi_w = jax.lax.stop_gradient(self.psi(params, batch["waypoints"]))
 
@@ -170,7 +196,7 @@ class MQEAgent(flax.struct.PyTreeNode):
         ell = losses.linex_backup_loss(d, d_w, steps[None, :, None], cfg.gamma, cfg.linex_clip)
         backup_loss = jnp.mean(losses.weighted_pair_mean(ell, cfg.pair_weight))
 
-        invariance_loss = self._invariance_loss(params, psi_s, phi_sa, psi_g, d, batch)
+        invariance_loss = self._invariance_loss(params, f_sg, psi_s, phi_sa, psi_g, d, batch)
         d_diag = jnp.diagonal(d, axis1=-2, axis2=-1)
         dw_diag = jnp.diagonal(d_w, axis1=-2, axis2=-1)
         log_gamma = abs(math.log(cfg.gamma))
@@ -187,22 +213,30 @@ class MQEAgent(flax.struct.PyTreeNode):
         }
         return backup_loss + cfg.invariance_weight * invariance_loss, metrics
 
-    def _invariance_loss(self, params, psi_s, phi_sa, psi_g, d, batch):
+    def _invariance_loss(self, params, f_sg, psi_s, phi_sa, psi_g, d, batch):
+        """L_I on the critic's outputs; for pixels the heads are rerun on the encoder's features with the
+        gradient stopped (paper Eq. 17), unless ``invariance_encoder_grad``."""
         cfg = self.config
         matched, _ = self._distances()
         kind = cfg.invariance
         if kind == "none":
             return jnp.zeros(())
+        f_s = f_sg[:psi_s.shape[1]]
+        if cfg.encoder is not None and not cfg.invariance_encoder_grad:
+            f_sg = jax.lax.stop_gradient(f_sg)
+            f_s = f_sg[:psi_s.shape[1]]
+            psi_s, psi_g = jnp.split(self.psi_head(params, f_sg), 2, axis=1)
+            phi_sa = self.phi_head(params, f_s, batch["actions"])
         if kind == "exp_squared":
             return jnp.mean(jnp.square(jnp.exp(-matched(psi_s, phi_sa)) - 1.0))
         if kind == "squared":
             return jnp.mean(jnp.square(matched(psi_s, phi_sa)))
         if kind == "all_pairs":  # paper Eq. 15 literally: every state with every batch action
-            obs, act = batch["observations"], batch["actions"]
-            b = obs.shape[0]
-            obs_ij = jnp.broadcast_to(obs[:, None], (b, b, obs.shape[-1]))
+            act = batch["actions"]
+            b = f_s.shape[0]
+            f_ij = jnp.broadcast_to(f_s[:, None], (b, b, f_s.shape[-1]))
             act_ij = jnp.broadcast_to(act[None, :], (b, b, act.shape[-1]))
-            phi_ij = self.phi(params, obs_ij, act_ij)  # (E, B, B, D)
+            phi_ij = self.phi_head(params, f_ij, act_ij)  # (E, B, B, D)
             return jnp.mean(jnp.square(matched(psi_s[:, :, None, :], phi_ij)))
         # "expectile": fit the value distance d(s, g) to a lower expectile of d((s, a), g) (IQL-style,
         # with V = -d(psi(s), psi(g)) and Q = -d(phi(s, a), psi(g)) on the matched goals).
@@ -215,7 +249,7 @@ class MQEAgent(flax.struct.PyTreeNode):
         matched, _ = self._distances()
         obs, goals = batch["observations"], batch["actor_goals"]
         mean = self.policy_mean(params, obs, goals)
-        frozen = jax.lax.stop_gradient({"phi": params["phi"], "psi": params["psi"]})
+        frozen = jax.lax.stop_gradient({k: v for k, v in params.items() if k != "actor"})  # the critic
         d = matched(self.phi(frozen, obs, jnp.clip(mean, -1.0, 1.0)), self.psi(frozen, goals))
         q = jnp.min(-d, axis=0)  # pessimistic over the ensemble
         q_loss = -jnp.mean(q) / jax.lax.stop_gradient(jnp.mean(jnp.abs(q)) + 1e-6)
@@ -266,13 +300,18 @@ class MQEAgent(flax.struct.PyTreeNode):
 
 def _networks(config: MQEConfig, action_dim: int) -> dict[str, Any]:
     ensemble, dtype = kernel_sets.resolve(config.kernels).ensemble, config.matmul_dtype
-    return {
+    networks = {
         "phi": StateActionEncoder(config.encoder_hidden_dims, config.latent_dim, config.ensemble_size,
                                   config.encoder_layer_norm, ensemble, dtype),
         "psi": EnsembleMLP(config.encoder_hidden_dims, config.latent_dim, config.ensemble_size,
                            config.encoder_layer_norm, ensemble, dtype),
-        "actor": GaussianPolicy(config.actor_hidden_dims, action_dim, config.actor_mean_init_scale, dtype),
+        # Pixels: the actor encodes the stacked observation and goal images with its own encoder.
+        "actor": goal_concat_encoded(config.encoder, GaussianPolicy(config.actor_hidden_dims, action_dim,
+                                                                    config.actor_mean_init_scale, dtype)),
     }
+    if config.encoder is not None:  # one encoder f feeds phi(f(s), a) and psi(f(x)) (paper B.3, release code)
+        networks["encoder"] = make_encoder(config.encoder)
+    return networks
 
 
 def _optimizer(config: MQEConfig) -> optax.GradientTransformation:

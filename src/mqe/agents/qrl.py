@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from mqe.agents.common import AgentState
+from mqe.encoders import encoded, goal_concat_encoded
 from mqe.networks import MLP, GaussianPolicy
 from mqe.quasimetric import iqe_distance
 from mqe.sampling import GoalSamplerConfig
@@ -39,6 +40,8 @@ class QRLConfig:
     policy_std: float = 1.0  # constant std of the Gaussian policy
     actor_p_randomgoal: float = 0.0  # actor goals: random state (else uniform future); 0.5 on stitch
     learning_rate: float = 3e-4  # Adam
+    encoder: str | None = None  # image encoder (mqe.encoders.ENCODERS, e.g. impala_small); None for states
+    crop_prob: float = 0.0  # random-crop augmentation probability per batch (OGBench's p_aug; pixels only)
 
     def __post_init__(self):
         if self.latent_dim % self.component_dim:
@@ -71,9 +74,10 @@ class QRLAgent(AgentState):
 
     @staticmethod
     def build_networks(c, action_dim):
-        return {"value": IQEHead(c.value_hidden_dims, c.latent_dim, c.layer_norm),
+        # Pixels: one (Siamese) encoder inside the value network for states and goals; the actor its own.
+        return {"value": encoded(c.encoder, IQEHead(c.value_hidden_dims, c.latent_dim, c.layer_norm)),
                 "dynamics": MLP(c.dynamics_hidden_dims, c.latent_dim, c.layer_norm),
-                "actor": GaussianPolicy(c.actor_hidden_dims, action_dim)}
+                "actor": goal_concat_encoded(c.encoder, GaussianPolicy(c.actor_hidden_dims, action_dim))}
 
     @staticmethod
     def example_inputs(obs, act, config):

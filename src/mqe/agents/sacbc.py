@@ -20,6 +20,7 @@ import jax.numpy as jnp
 
 from mqe import losses
 from mqe.agents.common import AgentState
+from mqe.encoders import goal_concat_encoded
 from mqe.networks import GoalConditionedValue, TanhGaussianPolicy
 from mqe.sampling import GoalSamplerConfig
 
@@ -46,6 +47,8 @@ class SACBCConfig:
     actor_p_randomgoal: float = 0.5  # actor goals: random state (else a future state of the trajectory)
     actor_geom_sample: bool = True  # future actor goals: geometric (discount) if True, else uniform
     learning_rate: float = 3e-4  # Adam
+    encoder: str | None = None  # image encoder (mqe.encoders.ENCODERS, e.g. impala_small); None for states
+    crop_prob: float = 0.0  # random-crop augmentation probability per batch (OGBench's p_aug; pixels only)
 
     def __post_init__(self):
         if self.q_aggregation not in Q_AGGREGATIONS:
@@ -69,8 +72,11 @@ class SACBCAgent(AgentState):
 
     @staticmethod
     def build_networks(c, action_dim):
-        return {"critic": GoalConditionedValue(c.value_hidden_dims, 2, c.layer_norm),
-                "actor": TanhGaussianPolicy(c.actor_hidden_dims, action_dim, c.layer_norm)}
+        # Pixels: the reference (horizon-reduction) has no encoder; we use OGBench's standard layout, one
+        # encoder per network on the stacked observation and goal images.
+        return {"critic": goal_concat_encoded(c.encoder, GoalConditionedValue(c.value_hidden_dims, 2, c.layer_norm)),
+                "actor": goal_concat_encoded(c.encoder, TanhGaussianPolicy(c.actor_hidden_dims, action_dim,
+                                                                           c.layer_norm))}
 
     @staticmethod
     def example_inputs(obs, act, config):

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from mqe import losses
-from mqe.agents.common import AgentState, future_goal_sampler, phi_psi_actor_networks
+from mqe.agents.common import AgentState, future_goal_sampler, phi_psi_actor_inputs, phi_psi_actor_networks
 from mqe.quasimetric import ensemble_pairwise, make_quasimetric
 from mqe.sampling import GoalSamplerConfig
 
@@ -43,26 +43,30 @@ class TMDConfig:
     policy_std: float = 1.0  # constant std of the Gaussian policy
     actor_p_randomgoal: float = 0.0  # actor goals: random state (else uniform future)
     learning_rate: float = 3e-4  # Adam
+    encoder: str | None = None  # image encoder (mqe.encoders.ENCODERS, e.g. impala_small); None for states
+    crop_prob: float = 0.0  # random-crop augmentation probability per batch (OGBench's p_aug; pixels only)
 
     def sampler(self) -> GoalSamplerConfig:
         return future_goal_sampler(self)
 
 
 class TMDAgent(AgentState):
-    build_networks = staticmethod(phi_psi_actor_networks)
+    @staticmethod
+    def build_networks(config, action_dim):
+        return phi_psi_actor_networks(config, action_dim, shared_encoder=True)  # pixels: phi and psi share one
 
     @staticmethod
     def example_inputs(obs, act, config):
-        return {"phi": (obs, act), "psi": (obs,), "actor": (obs, obs)}
+        return phi_psi_actor_inputs(obs, act, config, shared_encoder=True)
 
     def _distances(self):
         return make_quasimetric("mrn", self.config.num_components, "c")  # mean over components
 
     def phi(self, params, observations, actions):
-        return self.networks["phi"].apply({"params": params["phi"]}, observations, actions)
+        return self.networks["phi"].apply({"params": params["phi"]}, self.features(params, observations), actions)
 
     def psi(self, params, observations):
-        return self.networks["psi"].apply({"params": params["psi"]}, observations)
+        return self.networks["psi"].apply({"params": params["psi"]}, self.features(params, observations))
 
     def critic_loss(self, params, batch):
         c = self.config

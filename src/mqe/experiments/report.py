@@ -79,7 +79,8 @@ class Run:
 
     @property
     def paper_steps(self) -> list[int]:
-        return paper_eval_steps(self.steps, int(self.config["train"]["updates_per_call"]))
+        train = self.config["train"]
+        return paper_eval_steps(self.steps, int(train["updates_per_call"]), train.get("eval_fractions", (0.8, 0.9, 1.0)))
 
     def score(self) -> dict[str, float] | None:
         """The paper's per-seed score: the mean of the 80/90/100% evaluations (None until all exist)."""

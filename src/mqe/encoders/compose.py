@@ -1,0 +1,55 @@
+"""Putting an image encoder in front of a network, the two ways OGBench's pixel agents do it.
+
+- ``Encoded(encoder, net)``: net(f(x), *rest). The first input is encoded on its own; a network called
+  on states and on goals (QRL's value, CMD's critic) applies the same encoder to both (a Siamese encoder).
+- ``GoalConcatEncoded(encoder, net)``: net(f([s; g]), None, *rest). Observation and goal images are
+  stacked along the channel axis (6 channels for RGB) and encoded together, as OGBench's actors and
+  GCIVL/GCIQL values do; ``net`` receives ``None`` for its goal input.
+
+The encoder's parameters live inside the wrapped network's, so every network gets its own encoder and a
+target copy of a network is a Polyak copy of its encoder too (OGBench's layout). Agents that share one
+encoder between networks (MQE, TMD: phi and psi) keep it as a network of its own instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from mqe.encoders.impala import make_encoder
+
+
+class Encoded(nn.Module):
+    """net(encoder(x), *rest)."""
+
+    encoder: str
+    net: nn.Module
+
+    @nn.compact
+    def __call__(self, x: jax.Array, *rest: Any) -> Any:
+        return self.net(make_encoder(self.encoder, name="encoder")(x), *rest)
+
+
+class GoalConcatEncoded(nn.Module):
+    """net(encoder(concat([s, g], channels)), None, *rest)."""
+
+    encoder: str
+    net: nn.Module
+
+    @nn.compact
+    def __call__(self, observations: jax.Array, goals: jax.Array, *rest: Any) -> Any:
+        stacked = jnp.concatenate(jnp.broadcast_arrays(observations, goals), axis=-1)
+        return self.net(make_encoder(self.encoder, name="encoder")(stacked), None, *rest)
+
+
+def encoded(encoder: str | None, net: nn.Module) -> nn.Module:
+    """``net`` unchanged for state observations (``encoder`` None), else ``Encoded(encoder, net)``."""
+    return net if encoder is None else Encoded(encoder, net)
+
+
+def goal_concat_encoded(encoder: str | None, net: nn.Module) -> nn.Module:
+    """``net`` unchanged for state observations (``encoder`` None), else ``GoalConcatEncoded``."""
+    return net if encoder is None else GoalConcatEncoded(encoder, net)
