@@ -336,3 +336,52 @@ def test_corrupt_file(tmp_path, content):
     with pytest.raises(DatasetError) as excinfo:
         Dataset.load_npz(path)
     assert "npz" in assert_error_names(excinfo, path)
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_frames_load_in_place_aligned_and_equal(tmp_path, compress):
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (300, 16, 16, 3), dtype=np.uint8)
+    terminals = np.zeros(300, bool)
+    terminals[99::100] = True
+    Dataset.from_arrays(frames, rng.uniform(-1, 1, (300, 2)).astype(np.float32), terminals).save_npz(
+        tmp_path / "v.npz", compress=compress)
+    loaded = Dataset.load_npz(tmp_path / "v.npz")
+    np.testing.assert_array_equal(loaded.observations, frames)
+    assert loaded.observations.dtype == np.uint8 and loaded.observations.ctypes.data % 64 == 0
+    from mqe.sampling import DeviceData
+
+    device = DeviceData.from_dataset(loaded)
+    assert device.observations.dtype == np.uint8  # only sampled batches ever become float
+
+
+PEAK_SCRIPT = """
+import resource, sys
+import numpy as np
+from mqe.data.dataset import Dataset
+from mqe.sampling import DeviceData
+def rss():
+    return next(int(l.split()[1]) * 1024 for l in open('/proc/self/status') if l.startswith('VmRSS'))
+DeviceData.from_arrays(np.zeros((2, 1), np.uint8), np.zeros((2, 1)), [1, 1])  # the device is up
+before = rss()
+data = DeviceData.from_dataset(Dataset.load_npz(sys.argv[1]))
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before) / data.observations.nbytes)
+"""
+
+
+def test_loading_a_compressed_visual_file_peaks_below_1_2x_its_frames(tmp_path):
+    """Read in chunks into one array, used in place by the CPU device: peak RSS rise < 1.2x the frames."""
+    import subprocess
+    import sys
+
+    n = 12000  # 147 MB of 64x64x3 frames: large against the fixed costs (about 12 MB), small for a test
+    frames = np.zeros((n, 64, 64, 3), np.uint8)
+    frames[:, 20:30, 20:30] = np.arange(n, dtype=np.uint32)[:, None, None, None] % 251
+    terminals = np.zeros(n, bool)
+    terminals[499::500] = True
+    Dataset.from_arrays(frames, np.zeros((n, 2), np.float32), terminals).save_npz(tmp_path / "v.npz", compress=True)
+    del frames
+    out = subprocess.run([sys.executable, "-c", PEAK_SCRIPT, str(tmp_path / "v.npz")], capture_output=True,
+                         text=True, check=True, env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    ratio = float(out.stdout.strip().splitlines()[-1])
+    assert ratio < 1.2, f"peak RSS rose by {ratio:.2f}x the frame bytes"

@@ -71,8 +71,10 @@ class DeviceData:
     def from_arrays(cls, observations, actions, final_index) -> "DeviceData":
         final_index = np.asarray(final_index, dtype=np.int32)
         valid = np.nonzero(np.arange(len(final_index)) < final_index)[0].astype(np.int32)
+        # device_put, not jnp.asarray: one transfer and no intermediate copy; on CPU an aligned array
+        # (as Dataset.load_npz makes them) is used in place, so a pixel dataset is not held twice.
         return cls(
-            observations=jnp.asarray(observations),
+            observations=jax.device_put(np.asarray(observations)),
             actions=jnp.asarray(actions, dtype=jnp.float32),
             final_index=jnp.asarray(final_index),
             valid_index=jnp.asarray(valid),
