@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Sequence
 
 import flax.linen as nn
@@ -9,6 +10,14 @@ import jax
 import jax.numpy as jnp
 
 glorot_uniform = nn.initializers.xavier_uniform()
+
+
+@functools.lru_cache(maxsize=256)
+def jitted_init(module: nn.Module):
+    """``jax.jit(module.init)``, one per module (linen modules compare by their fields): creating an agent
+    twice, or loading one, reuses the compiled initialiser (the same numbers as an eager init, without
+    compiling every op of a CNN apart)."""
+    return jax.jit(module.init)
 
 
 def join(*parts: jax.Array | None) -> jax.Array:

@@ -18,7 +18,7 @@ import optax
 
 from mqe import losses
 from mqe.encoders import encoded, feature_dim, goal_concat_encoded, make_encoder
-from mqe.networks import EnsembleMLP, GaussianPolicy, StateActionEncoder
+from mqe.networks import EnsembleMLP, GaussianPolicy, StateActionEncoder, jitted_init
 from mqe.sampling import GoalSamplerConfig
 
 
@@ -106,7 +106,7 @@ class AgentState(flax.struct.PyTreeNode):
         networks = cls.build_networks(config, action_dim)
         inputs = cls.example_inputs(obs, act, config)
         keys = jax.random.split(key, len(inputs))
-        params = {name: networks[name].init(k, *args)["params"] for k, (name, args) in zip(keys, inputs.items())}
+        params = {name: jitted_init(networks[name])(k, *args)["params"] for k, (name, args) in zip(keys, inputs.items())}
         params.update({name: jnp.zeros(()) for name in cls.SCALARS})
         return cls.from_params(params, config, action_dim)
 

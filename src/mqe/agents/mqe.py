@@ -30,7 +30,7 @@ import optax
 from mqe import kernels as kernel_sets
 from mqe import losses
 from mqe.encoders import ENCODERS, feature_dim, goal_concat_encoded, make_encoder
-from mqe.networks import EnsembleMLP, GaussianPolicy, StateActionEncoder
+from mqe.networks import EnsembleMLP, GaussianPolicy, StateActionEncoder, jitted_init
 from mqe.quasimetric import (
     DISTANCE_SCALES,
     QUASIMETRICS,
@@ -166,12 +166,12 @@ class MQEAgent(flax.struct.PyTreeNode):
         keys = jax.random.split(key, 3 if config.encoder is None else 4)
         features = obs if config.encoder is None else jnp.zeros((obs.shape[0], feature_dim(config.encoder)))
         params = {
-            "phi": nets["phi"].init(keys[0], features, act)["params"],
-            "psi": nets["psi"].init(keys[1], features)["params"],
-            "actor": nets["actor"].init(keys[2], obs, obs)["params"],
+            "phi": jitted_init(nets["phi"])(keys[0], features, act)["params"],
+            "psi": jitted_init(nets["psi"])(keys[1], features)["params"],
+            "actor": jitted_init(nets["actor"])(keys[2], obs, obs)["params"],
         }
         if config.encoder is not None:
-            params["encoder"] = nets["encoder"].init(keys[3], obs)["params"]
+            params["encoder"] = jitted_init(nets["encoder"])(keys[3], obs)["params"]
         opt_state = _optimizer(config).init(params)
         return cls(params=params, opt_state=opt_state, step=jnp.zeros((), jnp.int32), config=config,
                    action_dim=int(act.shape[-1]))
