@@ -4,7 +4,7 @@ Writes (once, or reuses) a compressed ``.npz`` in OGBench's visual layout: ``--f
 observations (a coloured square moving over a shaded floor, episodes of 500 steps, so the file compresses
 like rendered frames rather than noise), float32 actions, bool terminals, qpos/qvel. Then, in a fresh
 process for each stage, it measures how far the resident set rises above what the process held just
-before the stage (``ru_maxrss`` high-water mark minus the RSS before), for:
+before the stage (the VmHWM high-water mark minus the RSS before), for:
 
 - ``load``: ``Dataset.load_npz`` (reads each member in chunks into one preallocated array, validates);
 - ``load+device``: the same, then ``DeviceData.from_dataset`` (what training puts on the device).
@@ -49,25 +49,25 @@ def write_file(path: str, frames: int, episode: int = 500) -> None:
     ds.save_npz(path, compress=True)
 
 
-def _rss_bytes() -> int:
+def _status_bytes(key: str) -> int:
+    """VmRSS (resident now) or VmHWM (this program's peak; unlike getrusage's ru_maxrss it does not carry
+    the forking parent's size across exec) from /proc/self/status."""
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(key + ":"):
                 return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS in /proc/self/status")
+    raise RuntimeError(f"no {key} in /proc/self/status")
 
 
 def measure(path: str, stage: str) -> dict:
     """Runs in a fresh process: the stage's peak RSS above the RSS before it."""
-    import resource
-
     import jax  # noqa: F401  (imported before the baseline: its own memory is not the dataset's)
 
     from mqe.data.dataset import Dataset
     from mqe.sampling import DeviceData
 
     jax.numpy.zeros(1).block_until_ready()
-    before = _rss_bytes()
+    before = _status_bytes("VmRSS")
     start = time.perf_counter()
     ds = Dataset.load_npz(path)
     out = {"seconds_load": time.perf_counter() - start, "frame_bytes": int(ds.observations.nbytes),
@@ -76,7 +76,7 @@ def measure(path: str, stage: str) -> dict:
         data = DeviceData.from_dataset(ds)
         data.observations.block_until_ready()
         out["device_dtype"] = str(data.observations.dtype)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = _status_bytes("VmHWM")
     out.update(stage=stage, rss_before=before, peak=peak, rise=peak - before)
     return out
 

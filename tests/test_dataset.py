@@ -355,17 +355,19 @@ def test_frames_load_in_place_aligned_and_equal(tmp_path, compress):
     assert device.observations.dtype == np.uint8  # only sampled batches ever become float
 
 
+# VmHWM (this program's peak RSS), not getrusage's ru_maxrss: that one survives exec, so a child forked
+# from a big test process starts with the parent's size as its "peak".
 PEAK_SCRIPT = """
-import resource, sys
+import sys
 import numpy as np
 from mqe.data.dataset import Dataset
 from mqe.sampling import DeviceData
-def rss():
-    return next(int(l.split()[1]) * 1024 for l in open('/proc/self/status') if l.startswith('VmRSS'))
+def status(key):
+    return next(int(l.split()[1]) * 1024 for l in open('/proc/self/status') if l.startswith(key))
 DeviceData.from_arrays(np.zeros((2, 1), np.uint8), np.zeros((2, 1)), [1, 1])  # the device is up
-before = rss()
+before = status('VmRSS')
 data = DeviceData.from_dataset(Dataset.load_npz(sys.argv[1]))
-print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before) / data.observations.nbytes)
+print((status('VmHWM') - before) / data.observations.nbytes)
 """
 
 

@@ -8,6 +8,7 @@ import pytest
 from mqe.agents import AGENTS
 from mqe.config import make_config
 from mqe.encoders import AugmentedSampler, augment_batch, check_encoder, make_encoder, random_crop
+from mqe.networks import jitted_init
 from mqe.sampling import DeviceData
 
 
@@ -21,7 +22,7 @@ def test_impala_small_has_ogbenchs_size_and_keeps_leading_axes():
     # OGBench's impala_small on 64x64: 1,105,056 parameters on 3 channels, 1,105,488 on 6 (obs || goal).
     assert _param_count(shapes(3)) == 1_105_056 and _param_count(shapes(6)) == 1_105_488
     frames = np.random.default_rng(0).integers(0, 256, (2, 3, 16, 16, 3), dtype=np.uint8)
-    params = jax.jit(enc.init)(jax.random.PRNGKey(0), frames[0])["params"]
+    params = jitted_init(enc)(jax.random.PRNGKey(0), frames[0])["params"]
     apply = jax.jit(lambda x: enc.apply({"params": params}, x))
     out = apply(frames)
     assert out.shape == (2, 3, 512) and out.dtype == jnp.float32
