@@ -47,7 +47,9 @@ def test_agent_contract(name, tmp_path):
     spec = AGENTS[name]
     agent = spec.agent_class.create(jax.random.PRNGKey(0), ds.observations[:1], ds.actions[:1], config.agent)
     batch = config.agent.sampler().sample(jax.random.PRNGKey(1), DeviceData.from_dataset(ds))
-    loss, metrics = agent.total_loss(agent.params, batch)
+    # Compiled, as training runs them (op-by-op dispatch would compile every op on its own).
+    act_fn = jax.jit(lambda a, o, g: a.sample_actions(o, g))
+    loss, metrics = jax.jit(lambda a, b: a.total_loss(a.params, b))(agent, batch)
     assert np.isfinite(float(loss))
     assert all("/" in k for k in metrics if k not in ("total_loss", "grad_norm")), "namespaced metrics"
     new_agent, update_metrics = jax.jit(lambda a, b: a.update(b))(agent, batch)
@@ -55,7 +57,7 @@ def test_agent_contract(name, tmp_path):
     changed = [not np.array_equal(a, b) for a, b in
                zip(jax.tree.leaves(agent.params), jax.tree.leaves(new_agent.params))]
     assert all(changed), "one update must move every parameter"
-    actions = new_agent.sample_actions(ds.observations[:5], ds.observations[5:10])
+    actions = act_fn(new_agent, ds.observations[:5], ds.observations[5:10])
     assert actions.shape == (5, ds.action_dim) and float(jnp.max(jnp.abs(actions))) <= 1.0
 
     result = train(config, ds, str(tmp_path / "a"), progress=False)
@@ -65,16 +67,17 @@ def test_agent_contract(name, tmp_path):
 
     loaded = mqe.load(tmp_path / "a")
     obs, goals = ds.observations[:7], ds.observations[10:17]
-    np.testing.assert_allclose(loaded.act(obs, goals), np.asarray(result.agent.sample_actions(obs, goals)), atol=1e-6,
-                               rtol=1e-6)
+    actions = np.asarray(act_fn(result.agent, obs, goals))
+    np.testing.assert_allclose(loaded.act(obs, goals), actions, atol=1e-6, rtol=1e-6)
     if name != "gcbc":  # every agent but behaviour cloning learns how close a goal is
-        value = np.asarray(result.agent.value_estimate(obs, goals))
+        value = np.asarray(jax.jit(lambda a, o, g: a.value_estimate(o, g))(result.agent, obs, goals))
         assert value.shape == (7,) and np.isfinite(value).all()
     if hasattr(result.agent, "distance"):
         d = loaded.distance(obs, goals)
         assert d.shape == (7,) and (d >= 0).all()
         assert np.all(loaded.distance(obs, obs) == 0), "d(s, s) = 0 through the public API"
-        np.testing.assert_allclose(d, np.asarray(result.agent.distance(obs, goals)).mean(0), rtol=1e-5, atol=1e-6)
+        direct = jax.jit(lambda a, o, g: a.distance(o, g))(result.agent, obs, goals)
+        np.testing.assert_allclose(d, np.asarray(direct).mean(0), rtol=1e-5, atol=1e-6)
         assert loaded.distance(obs, goals, reduce="none").shape == (getattr(config.agent, "ensemble_size", 1), 7)
 
     # A policy checkpoint holds exactly POLICY_NETWORKS (float32: the same numbers), and one stored as
@@ -89,8 +92,7 @@ def test_agent_contract(name, tmp_path):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     only_policy = mqe.load(tmp_path / "float16")
     assert only_policy.policy_only and only_policy.step == 40
-    np.testing.assert_allclose(only_policy.act(obs, goals), np.asarray(result.agent.sample_actions(obs, goals)),
-                               atol=1e-2, rtol=0)
+    np.testing.assert_allclose(only_policy.act(obs, goals), actions, atol=1e-2, rtol=0)
     if hasattr(result.agent, "distance"):
         with pytest.raises(TypeError, match="policy checkpoint"):
             only_policy.distance(obs, goals)

@@ -86,9 +86,9 @@ def test_encoder_and_observation_shape_must_match():
         check_encoder(images.agent, (29,))
 
 
-def _mqe_on_images(extra=()):
+def _mqe_on_images():
     config = make_config("mqe", None, ["batch_size=8", "latent_dim=16", "encoder_hidden_dims=16",
-                                       "actor_hidden_dims=16", "encoder=impala_debug", *extra]).agent
+                                       "actor_hidden_dims=16", "encoder=impala_debug"]).agent
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 256, (60, 16, 16, 3), dtype=np.uint8)
     actions = rng.uniform(-1, 1, (60, 2)).astype(np.float32)
@@ -102,19 +102,19 @@ def _norms(grads):
 
 
 def test_mqe_invariance_loss_leaves_the_encoder_alone():
-    def grads(agent, batch):
-        """Gradients of L_I and of L_T, separately."""
-        terms = lambda p: agent.critic_loss(p, batch)[1]
-        return jax.jit(jax.jacrev(lambda p: jnp.stack([terms(p)["critic/invariance_loss"],
-                                                       terms(p)["critic/backup_loss"]])))(agent.params)
-
     agent, batch = _mqe_on_images()
     assert batch["observations"].dtype == jnp.uint8  # frames stay uint8 up to the encoder
-    both = grads(agent, batch)
-    invariance, backup = (_norms(jax.tree.map(lambda g: g[i], both)) for i in (0, 1))
+    terms = ("critic/invariance_loss", "critic/backup_loss", "critic/invariance_distance")
+
+    def stacked(params):
+        metrics = agent.critic_loss(params, batch)[1]
+        return jnp.stack([metrics[t] for t in terms])
+
+    rows = jax.jit(jax.jacrev(stacked))(agent.params)
+    invariance, backup, unfrozen = (_norms(jax.tree.map(lambda g: g[i], rows)) for i in range(3))
     assert invariance["encoder"] == 0.0 and invariance["actor"] == 0.0  # Eq. 17: sg on the encoder's output
     assert invariance["phi"] > 0.0 and invariance["psi"] > 0.0  # ... while the heads still learn from L_I
     assert backup["encoder"] > 0.0  # L_T trains the encoder
-    # The release code's form (no stop-gradient) for comparison.
-    agent, batch = _mqe_on_images(["invariance_encoder_grad=true"])
-    assert _norms(jax.tree.map(lambda g: g[0], grads(agent, batch)))["encoder"] > 0.0
+    # Control: the same matched distance d(psi(f(s)), phi(f(s), a)) without the stop-gradient (the release
+    # code's L_I; also logged as critic/invariance_distance) does reach the encoder.
+    assert unfrozen["encoder"] > 0.0
