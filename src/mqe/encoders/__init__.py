@@ -29,4 +29,4 @@ def with_augmentation(agent_config, sampler):
     probability = getattr(agent_config, "crop_prob", 0.0)
     if probability <= 0.0:
         return sampler
-    return AugmentedSampler(sampler, probability, getattr(agent_config, "crop_padding", 3))
+    return AugmentedSampler(sampler, probability)

@@ -59,11 +59,6 @@ class AugmentedSampler:
         if self.padding < 0:
             raise ValueError(f"crop padding must be >= 0, got {self.padding}")
 
-    def __getattr__(self, name):  # the inner sampler's settings (batch_size, gc_negative, ...)
-        if name == "inner":
-            raise AttributeError(name)
-        return getattr(self.inner, name)
-
     def sample(self, key: jax.Array, data) -> dict[str, Any]:
         k_sample, k_aug = jax.random.split(key)
         return augment_batch(k_aug, self.inner.sample(k_sample, data), self.probability, self.padding)
