@@ -541,8 +541,16 @@ def cmd_generate(args) -> int:
 
     target = search_dirs(args.dataset_dir)[0]
     try:
-        train, val, stats = generate(args.name, target, seed=args.seed, num_episodes=args.num_episodes,
-                                     expert=args.expert, workers=args.workers, progress=not args.no_progress)
+        if args.name.startswith("visual-"):
+            from mqe.data.visual import SHARD_ROWS, generate_visual
+
+            train, val, stats = generate_visual(args.name, args.dataset_dir, seed=args.seed,
+                                                num_episodes=args.num_episodes, workers=args.workers,
+                                                shard_rows=args.shard_rows or SHARD_ROWS,
+                                                progress=not args.no_progress)
+        else:
+            train, val, stats = generate(args.name, target, seed=args.seed, num_episodes=args.num_episodes,
+                                         expert=args.expert, workers=args.workers, progress=not args.no_progress)
     except GenerationError as exc:
         print(f"mqe: error: {exc}", file=sys.stderr)
         return 2
@@ -758,14 +766,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="grid maze: one float per cell (tabular) or cell coordinates")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("generate", help="generate an OGBench dataset offline, in OGBench's exact file layout")
-    p.add_argument("name", help="dataset name, e.g. pointmaze-medium-navigate-v0")
+    p = sub.add_parser("generate", help="generate an OGBench dataset offline, in OGBench's exact file layout",
+                       description="Collects a state dataset with OGBench's recipe; visual-<name> renders the states "
+                                   "of the state dataset <name> (found, else generated first) through OGBench's "
+                                   "visual environment, row for row.")
+    p.add_argument("name", help="dataset name, e.g. pointmaze-medium-navigate-v0 or visual-antmaze-medium-navigate-v0")
     p.add_argument("--dataset-dir", help="output directory (default: $MQE_DATASET_DIR, else ~/.ogbench/data)")
     p.add_argument("--seed", type=int, default=0, help="generation seed (the output is deterministic in it)")
     p.add_argument("--num-episodes", type=int, help="training episodes (default: OGBench's recipe)")
     p.add_argument("--expert", help="antmaze: the ant actor (.npz from `mqe expert train ant`; default: the packaged one)")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                    help="worker processes (default: one per CPU core); the output does not depend on it")
+    p.add_argument("--shard-rows", type=int,
+                   help="visual: frames per shard, the unit of resumption (default 5000; the output does not depend on it)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_generate)
 

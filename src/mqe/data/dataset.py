@@ -211,6 +211,41 @@ def read_npz_member(archive: zipfile.ZipFile, member: str) -> np.ndarray:
         return arr.T if fortran_order else arr
 
 
+@dataclass(frozen=True)
+class ChunkedArray:
+    """An array written piece by piece (``write_npz``): its full shape and dtype, and an iterable of
+    C-ordered row blocks whose concatenation along axis 0 is the array. Lets a file far larger than
+    memory (a rendered visual dataset) be written from shards without assembling it first."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    blocks: Any
+
+
+def write_npz(fh, members: dict[str, "np.ndarray | ChunkedArray"], *, compress: bool) -> None:
+    """An ``.npz`` (``np.load``'s format: one ``.npy`` per key in a zip) written to the open binary file
+    ``fh``, each member streamed from its array or its ``ChunkedArray`` blocks; zip64 throughout, so
+    members above 4 GiB are fine."""
+    method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    with zipfile.ZipFile(fh, "w", compression=method, allowZip64=True) as archive:
+        for key, value in members.items():
+            if isinstance(value, ChunkedArray):
+                shape, dtype, blocks = tuple(value.shape), np.dtype(value.dtype), value.blocks
+            else:
+                value = np.asarray(value)
+                shape, dtype, blocks = value.shape, value.dtype, (value,)
+            header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape}
+            expected, written = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize, 0
+            with archive.open(key + ".npy", "w", force_zip64=True) as out:
+                np.lib.format.write_array_header_1_0(out, header)
+                for block in blocks:
+                    block = np.ascontiguousarray(block, dtype=dtype)
+                    out.write(memoryview(block.reshape(-1).view(np.uint8)))
+                    written += block.nbytes
+            if written != expected:
+                raise ValueError(f"npz member {key!r}: blocks hold {written} bytes; shape {shape} needs {expected}")
+
+
 def _readonly(arr: np.ndarray) -> np.ndarray:
     # A read-only *view*: the frozen dataclass should not be mutated through
     # its arrays, but the caller's own arrays must stay writeable.
@@ -458,7 +493,7 @@ class Dataset:
         }
         # Suffix .npz so numpy never appends one to the temporary name.
         with atomic_writer(dst, suffix=".tmp.npz") as fh:
-            (np.savez_compressed if compress else np.savez)(fh, **arrays)
+            write_npz(fh, arrays, compress=compress)
 
 
 def _check_successors(src: str, obs: np.ndarray, next_obs: np.ndarray, ends: np.ndarray) -> None:

@@ -88,9 +88,8 @@ def recipe_for(name: str) -> tuple[str, Recipe]:
             "GPU-days); place OGBench's official files in --dataset-dir instead")
     if name.startswith("visual-"):
         raise GenerationError(
-            f"cannot generate {name!r} here: pixel datasets render 64x64 frames for every step (4-25 frames/s "
-            "with CPU software rendering, 12-75 h per million frames); place OGBench's official files in "
-            "--dataset-dir, or generate on a machine with a GPU renderer")
+            f"{name!r} is a pixel dataset: it is rendered from its state dataset by mqe.data.visual.generate_visual "
+            f"(`mqe generate {name}`), not collected")
     raise GenerationError(f"cannot generate {name!r}: supported names are {SUPPORTED}")
 
 
