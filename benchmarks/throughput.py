@@ -11,6 +11,10 @@ Prints, all measured in this one run:
 With ``--agents all`` it prints instead one row per agent at its own default configuration (its
 paper's batch size and networks): updates/s, FLOPs per update and the fraction of the matmul bound.
 
+With ``--pixels DATASET`` it prints MQE's updates/s at the paper's pixel configuration for that visual
+dataset (preset paper-pixel with its per-dataset settings: impala-small encoder, batch, crop augmentation),
+on synthetic 64x64x3 uint8 frames, with and without the crops, and the FLOPs per update.
+
 With ``--kernels`` it prints MQE's updates/s at the paper's configuration for each kernel set
 (``mqe.kernels``) in float32 and for the CPU set with bfloat16 matmuls, each as a ratio to the CPU set
 measured in the same run.
@@ -21,6 +25,7 @@ code timed beside ours on the same machine; this benchmark does not quote a figu
 Usage: python benchmarks/throughput.py [--obs-dim 29] [--action-dim 8] [--calls 5] [--updates-per-call 10]
        python benchmarks/throughput.py --agents all [--calls 2 --updates-per-call 5]
        python benchmarks/throughput.py --kernels [--calls 3 --updates-per-call 10]
+       python benchmarks/throughput.py --pixels visual-antmaze-giant-stitch-v0 [--calls 3 --updates-per-call 5]
 """
 
 from __future__ import annotations
@@ -37,9 +42,10 @@ import numpy as np
 from mqe import kernels
 from mqe.agents import AGENTS
 from mqe.agents.mqe import MQEConfig
+from mqe.encoders import with_augmentation
 from mqe.quasimetric import ensemble_pairwise, mrn_pairwise, mrn_pairwise_reference
 from mqe.sampling import DeviceData
-from mqe.train import make_train_chunk
+from mqe.train import chunk_dispatch, make_train_chunk
 
 
 def _timeit(fn, *args, repeats: int) -> float:
@@ -87,15 +93,26 @@ def kernel_comparison(batch: int, latent: int, ensemble: int, repeats: int = 5) 
     print(f"  gain: {t_ref / t_ours:.1f}x faster, {m_ref / max(m_ours, 1):.1f}x less temporary memory")
 
 
+def synthetic_frames(action_dim: int, episodes: int = 20, length: int = 1001, size: int = 64) -> DeviceData:
+    """uint8 frames in the visual datasets' layout (the encoder's and the sampler's cost do not depend on
+    the pixel values)."""
+    rng = np.random.default_rng(0)
+    n = episodes * length
+    obs = rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8)
+    act = rng.uniform(-1, 1, (n, action_dim)).astype(np.float32)
+    final = np.repeat(np.arange(length - 1, n, length), length).astype(np.int32)
+    return DeviceData.from_arrays(obs, act, final)
+
+
 def measure(agent_name: str, config, data: DeviceData, calls: int, updates_per_call: int) -> tuple[float, float]:
     """(updates/s of the fused training loop, FLOPs per update) for one agent configuration."""
     spec = AGENTS[agent_name]
     agent = spec.agent_class.create(jax.random.PRNGKey(0), data.observations[:1], data.actions[:1], config)
-    sampler = config.sampler()
+    sampler = with_augmentation(config, config.sampler())
     batch = sampler.sample(jax.random.PRNGKey(0), data)
     cost = jax.jit(lambda a, b: a.update(b)).lower(agent, batch).compile().cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-    chunk = make_train_chunk(sampler, updates_per_call)
+    chunk = make_train_chunk(sampler, updates_per_call, dispatch=chunk_dispatch(config))
     key = jax.random.PRNGKey(1)
     agent, key, _ = chunk(agent, key, data)  # compile
     jax.block_until_ready(agent.step)
@@ -134,6 +151,26 @@ def kernels_table(data: DeviceData, calls: int, updates_per_call: int) -> None:
         print(f"{config.kernels:40s} {dtype:9s} {ups:10.2f} {ups / reference:10.2f}x", flush=True)
 
 
+def pixels_table(dataset: str, calls: int, updates_per_call: int) -> None:
+    """MQE at the paper's pixel configuration for ``dataset``, with and without its crop augmentation."""
+    from mqe.config import make_config
+
+    run = make_config("mqe", dataset=dataset)
+    config = run.agent
+    action_dim = 8 if dataset.startswith("visual-antmaze") else 21 if dataset.startswith("visual-humanoidmaze") else 5
+    data = synthetic_frames(action_dim)
+    print(f"\nMQE, preset {run.preset} on {dataset}: encoder {config.encoder}, batch {config.batch_size}, "
+          f"crop_prob {config.crop_prob}, latent {config.latent_dim}, ensemble {config.ensemble_size}, "
+          f"{calls} calls x {updates_per_call} updates, on {jax.default_backend()}")
+    rows = [("as configured", config)]
+    if config.crop_prob > 0:
+        rows.append(("no crops", dataclasses.replace(config, crop_prob=0.0)))
+    for label, cfg in rows:
+        ups, flops = measure("mqe", cfg, data, calls, updates_per_call)
+        print(f"  {label:14s} {ups:8.3f} updates/s   {flops / 1e9:8.2f} GFLOP/update   "
+              f"{1 / ups:7.2f} s/update   paper budget 500k updates: {500_000 / ups / 3600:8.1f} h", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--obs-dim", type=int, default=29, help="observation size (29: OGBench antmaze)")
@@ -143,10 +180,15 @@ def main() -> None:
     parser.add_argument("--skip-kernel", action="store_true", help="skip the all-pairs kernel comparison")
     parser.add_argument("--kernels", action="store_true",
                         help="MQE per kernel set and with bfloat16 matmuls, instead of the detailed report")
+    parser.add_argument("--pixels", metavar="DATASET",
+                        help="MQE at the paper's pixel configuration for this visual-* dataset, on synthetic frames")
     parser.add_argument("--agents", help="'all' or comma-separated names: a table of every agent at its defaults "
                                          "instead of MQE's detailed report")
     args = parser.parse_args()
     print(f"jax {jax.__version__} on {jax.devices()[0].platform}, {os.cpu_count()} CPU cores visible")
+    if args.pixels:
+        pixels_table(args.pixels, args.calls, args.updates_per_call)
+        return
     data = synthetic_data(args.obs_dim, args.action_dim)
     if args.kernels:
         kernels_table(data, args.calls, args.updates_per_call)

@@ -90,6 +90,31 @@ def test_vmapped_seeds_draw_the_same_batches_and_round_differently(walk):
             np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-4, atol=1e-6)
 
 
+def test_per_update_dispatch_runs_the_scans_updates(walk):
+    """The per-update chunk (image agents on the CPU: one compiled program per update and seed) runs the
+    same updates as the scan: the same keys, hence batches, bit for bit; parameters to float32 rounding
+    (the two programs are compiled apart, so XLA may fuse and round differently); the metrics' mean."""
+    dataset = Dataset.load_npz(walk)
+    from mqe.sampling import DeviceData
+
+    data = DeviceData.from_dataset(dataset)
+    config = _config()
+    states = [initial_state(dataclasses.replace(config, train=dataclasses.replace(config.train, seed=s)), dataset)
+              for s in range(2)]
+    sampler = config.agent.sampler()
+    fused = make_train_chunk(sampler, 3, 2, "map")(stack([a for a, _ in states]), stack([k for _, k in states]), data)
+    states = [initial_state(dataclasses.replace(config, train=dataclasses.replace(config.train, seed=s)), dataset)
+              for s in range(2)]
+    apart = make_train_chunk(sampler, 3, 2, "map", "per_update")(stack([a for a, _ in states]),
+                                                                 stack([k for _, k in states]), data)
+    assert np.array_equal(np.asarray(fused[1]), np.asarray(apart[1])) and np.asarray(apart[0].step).tolist() == [3, 3]
+    for x, y in zip(jax.tree.leaves(fused[0].params), jax.tree.leaves(apart[0].params)):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(fused[2]["total_loss"]), np.asarray(apart[2]["total_loss"]), rtol=1e-5)
+    with pytest.raises(ConfigError, match="dispatch must be one of"):
+        make_train_chunk(sampler, 3, 0, "auto", "loop")
+
+
 def test_a_killed_group_resumes_to_its_single_seed_runs(walk, tmp_path):
     """`mqe train --seeds 0-1`, SIGKILLed mid-run (a real process) and run again, ends with each seed's
     uninterrupted single-seed parameters, and logs each step once."""
