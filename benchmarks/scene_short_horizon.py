@@ -17,6 +17,9 @@ Three policies run on the same starts:
   agent   a trained checkpoint (``--run-dir``), deterministic actions
 
     python benchmarks/scene_short_horizon.py --dataset-dir /work/ogdata --run-dir runs/scene-play-mqe-s0
+
+With ``--dataset visual-scene-play-v0`` (frames from ``mqe generate visual-scene-play-v0``) the same starts
+and goals are frames: the environment is OGBench's visual scene and the agent sees what it renders.
 """
 
 from __future__ import annotations
@@ -64,7 +67,7 @@ def run(policy, envs, data, lay, starts, k: int) -> float:
     """Success rate of ``policy(obs, goals, starts, t, k)`` over ``starts`` (row indices), all
     episodes side by side."""
     n = len(starts)
-    obs = np.zeros((n, data["observations"].shape[1]), np.float32)
+    obs = np.zeros((n, *data["observations"].shape[1:]), data["observations"].dtype)  # states or uint8 frames
     for i, (env, a) in enumerate(zip(envs, starts)):
         env.reset(seed=int(a), options=dict(task_info=_task_info(data, lay, a, a + k), render_goal=False))
         env.set_state(data["qpos"][a].astype(np.float64), data["qvel"][a].astype(np.float64), data["button_states"][a])

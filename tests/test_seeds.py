@@ -69,17 +69,22 @@ def test_seed_k_of_a_group_is_its_single_seed_run_bit_for_bit(walk, tmp_path, ag
     assert loaded.step == 150 and _same(loaded.agent.params, group[2].agent.params)
 
 
+def _seed_states(walk, seeds: int):
+    """(config, device data, [(agent, key) at step 0 for seeds 0..seeds-1])."""
+    from mqe.sampling import DeviceData
+
+    dataset = Dataset.load_npz(walk)
+    config = _config()
+    states = [initial_state(dataclasses.replace(config, train=dataclasses.replace(config.train, seed=s)), dataset)
+              for s in range(seeds)]
+    return config, DeviceData.from_dataset(dataset), states
+
+
 def test_vmapped_seeds_draw_the_same_batches_and_round_differently(walk):
     """vmap (the accelerator default) batches the seeds into wider kernels: the random keys, hence the
     batches, stay bit-identical; reductions over the batch sum in another order, so after one update
     the parameters agree to float32 rounding (the bound below), not necessarily bit for bit."""
-    dataset = Dataset.load_npz(walk)
-    from mqe.sampling import DeviceData
-
-    data = DeviceData.from_dataset(dataset)
-    config = _config()
-    states = [initial_state(dataclasses.replace(config, train=dataclasses.replace(config.train, seed=s)), dataset)
-              for s in range(3)]
+    config, data, states = _seed_states(walk, 3)
     sampler = config.agent.sampler()
     agents, keys, _ = make_train_chunk(sampler, 1, 3, "vmap")(stack([a for a, _ in states]),
                                                               stack([k for _, k in states]), data)
@@ -94,17 +99,10 @@ def test_per_update_dispatch_runs_the_scans_updates(walk):
     """The per-update chunk (image agents on the CPU: one compiled program per update and seed) runs the
     same updates as the scan: the same keys, hence batches, bit for bit; parameters to float32 rounding
     (the two programs are compiled apart, so XLA may fuse and round differently); the metrics' mean."""
-    dataset = Dataset.load_npz(walk)
-    from mqe.sampling import DeviceData
-
-    data = DeviceData.from_dataset(dataset)
-    config = _config()
-    states = [initial_state(dataclasses.replace(config, train=dataclasses.replace(config.train, seed=s)), dataset)
-              for s in range(2)]
+    config, data, states = _seed_states(walk, 2)
     sampler = config.agent.sampler()
     fused = make_train_chunk(sampler, 3, 2, "map")(stack([a for a, _ in states]), stack([k for _, k in states]), data)
-    states = [initial_state(dataclasses.replace(config, train=dataclasses.replace(config.train, seed=s)), dataset)
-              for s in range(2)]
+    _, _, states = _seed_states(walk, 2)  # the chunks donate their inputs
     apart = make_train_chunk(sampler, 3, 2, "map", "per_update")(stack([a for a, _ in states]),
                                                                  stack([k for _, k in states]), data)
     assert np.array_equal(np.asarray(fused[1]), np.asarray(apart[1])) and np.asarray(apart[0].step).tolist() == [3, 3]
