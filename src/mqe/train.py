@@ -137,14 +137,9 @@ def make_train_chunk(sampler, length: int, num_seeds: int = 0, batching: str = "
     settings in one process reuses the compiled code."""
     if dispatch not in DISPATCH:
         raise ConfigError(f"dispatch must be one of {DISPATCH}, got {dispatch!r}")
-
-    def one_update(agent, key, data: DeviceData):
-        key, batch_key = jax.random.split(key)
-        agent, metrics = agent.update(sampler.sample(batch_key, data))
-        return agent, key, metrics
-
     if dispatch == "per_update":
-        return _per_update_chunk(one_update, length, num_seeds, batching)
+        return _per_update_chunk(sampler, length, num_seeds, batching)
+    one_update = _one_update(sampler)
 
     def chunk(agent, key, data: DeviceData):
         def body(carry, _):
@@ -164,12 +159,32 @@ def make_train_chunk(sampler, length: int, num_seeds: int = 0, batching: str = "
     return jax.jit(over_seeds(chunk, batching, (0, 0, None)), donate_argnums=(0, 1))
 
 
-def _per_update_chunk(one_update: Callable, length: int, num_seeds: int, batching: str) -> Callable:
+def _one_update(sampler) -> Callable:
+    """(agent, key, data) -> (agent, key, metrics): one batch drawn and one update made."""
+
+    def one_update(agent, key, data: DeviceData):
+        key, batch_key = jax.random.split(key)
+        agent, metrics = agent.update(sampler.sample(batch_key, data))
+        return agent, key, metrics
+
+    return one_update
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled_update(sampler, vmapped: bool) -> Callable:
+    """One update as its own program, shared by per-update chunks of every length."""
+    one_update = _one_update(sampler)
+    return jax.jit(jax.vmap(one_update, in_axes=(0, 0, None)) if vmapped else one_update, donate_argnums=(0, 1))
+
+
+_add_tree = jax.jit(lambda total, metrics: jax.tree.map(jnp.add, total, metrics))
+
+
+def _per_update_chunk(sampler, length: int, num_seeds: int, batching: str) -> Callable:
     """``length`` calls of one compiled update (per seed, one after another, unless ``batching`` is
     ``vmap``), the metrics averaged on the device; same interface as the scanned chunk."""
     vmapped = num_seeds > 0 and resolve_seed_batching(batching) == "vmap"
-    step = jax.jit(jax.vmap(one_update, in_axes=(0, 0, None)) if vmapped else one_update, donate_argnums=(0, 1))
-    add = jax.jit(lambda total, metrics: jax.tree.map(jnp.add, total, metrics))
+    step, add = _compiled_update(sampler, vmapped), _add_tree
 
     def run(agent, key, data):
         total = None
