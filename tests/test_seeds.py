@@ -80,35 +80,26 @@ def _seed_states(walk, seeds: int):
     return config, DeviceData.from_dataset(dataset), states
 
 
-def test_vmapped_seeds_draw_the_same_batches_and_round_differently(walk):
-    """vmap (the accelerator default) batches the seeds into wider kernels: the random keys, hence the
-    batches, stay bit-identical; reductions over the batch sum in another order, so after one update
-    the parameters agree to float32 rounding (the bound below), not necessarily bit for bit."""
-    config, data, states = _seed_states(walk, 3)
-    sampler = config.agent.sampler()
-    agents, keys, _ = make_train_chunk(sampler, 1, 3, "vmap")(stack([a for a, _ in states]),
-                                                              stack([k for _, k in states]), data)
-    for s in range(3):
-        alone, key, _ = make_train_chunk(sampler, 1)(*states[s], data)
-        assert np.array_equal(np.asarray(keys[s]), np.asarray(key))
-        for x, y in zip(jax.tree.leaves(unstack(agents, s).params), jax.tree.leaves(alone.params)):
-            np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-4, atol=1e-6)
-
-
-def test_per_update_dispatch_runs_the_scans_updates(walk):
-    """The per-update chunk (image agents on the CPU: one compiled program per update and seed) runs the
-    same updates as the scan: the same keys, hence batches, bit for bit; parameters to float32 rounding
-    (the two programs are compiled apart, so XLA may fuse and round differently); the metrics' mean."""
+def test_vmapped_and_per_update_chunks_draw_the_same_batches_and_round_differently(walk):
+    """Two other ways to run the seeds' updates against each seed's own scanned chunk:
+    - vmap (the accelerator default) batches the seeds into wider kernels;
+    - per-update dispatch (image agents on the CPU) runs one compiled program per update and seed.
+    The random keys, hence the batches, stay bit-identical. The parameters after two updates agree to
+    float32 rounding (the bound below), not necessarily bit for bit: vmap's reductions over the batch
+    sum in another order, and programs compiled apart may fuse and round differently."""
     config, data, states = _seed_states(walk, 2)
     sampler = config.agent.sampler()
-    fused = make_train_chunk(sampler, 3, 2, "map")(stack([a for a, _ in states]), stack([k for _, k in states]), data)
-    _, _, states = _seed_states(walk, 2)  # the chunks donate their inputs
-    apart = make_train_chunk(sampler, 3, 2, "map", "per_update")(stack([a for a, _ in states]),
-                                                                 stack([k for _, k in states]), data)
-    assert np.array_equal(np.asarray(fused[1]), np.asarray(apart[1])) and np.asarray(apart[0].step).tolist() == [3, 3]
-    for x, y in zip(jax.tree.leaves(fused[0].params), jax.tree.leaves(apart[0].params)):
-        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(np.asarray(fused[2]["total_loss"]), np.asarray(apart[2]["total_loss"]), rtol=1e-5)
+    alone = [make_train_chunk(sampler, 2)(*states[s], data) for s in range(2)]
+    for batching, dispatch in (("vmap", "scan"), ("map", "per_update")):
+        _, _, states = _seed_states(walk, 2)  # the chunks donate their inputs
+        agents, keys, metrics = make_train_chunk(sampler, 2, 2, batching, dispatch)(
+            stack([a for a, _ in states]), stack([k for _, k in states]), data)
+        assert np.asarray(agents.step).tolist() == [2, 2]
+        for s in range(2):
+            assert np.array_equal(np.asarray(keys[s]), np.asarray(alone[s][1]))
+            np.testing.assert_allclose(float(metrics["total_loss"][s]), float(alone[s][2]["total_loss"]), rtol=1e-4)
+            for x, y in zip(jax.tree.leaves(unstack(agents, s).params), jax.tree.leaves(alone[s][0].params)):
+                np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-4, atol=1e-6)
     with pytest.raises(ConfigError, match="dispatch must be one of"):
         make_train_chunk(sampler, 3, 0, "auto", "loop")
 
