@@ -1,4 +1,5 @@
-"""Test-session setup: one JAX compilation cache shared by the session's processes.
+"""Test-session setup: one JAX compilation cache shared by the session's processes, and one XLA compute
+thread per process.
 
 Many tests compile the same programs in different processes: the xdist workers, and the ``mqe train`` /
 ``mqe sweep`` subprocesses that resume killed runs or run a sweep's jobs. A persistent cache directory
@@ -17,6 +18,11 @@ _CREATED = "MQE_TEST_JAX_CACHE_CREATED"
 
 
 def pytest_configure(config):
+    # One compute thread per process: the xdist workers already fill the cores, and each with a full
+    # Eigen thread pool would oversubscribe them. Workers and subprocesses inherit the setting.
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_cpu_multi_thread_eigen" not in flags:
+        os.environ["XLA_FLAGS"] = (flags + " --xla_cpu_multi_thread_eigen=false").strip()
     if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
         return  # the caller's, or the one the controlling process made for its workers
     os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="mqe-test-jax-cache-")
