@@ -109,13 +109,16 @@ def test_killed_rendering_resumes_from_its_shards_in_parallel_workers(tmp_path):
     first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                              start_new_session=True)
     deadline = time.time() + 300
-    while not (shards.exists() and any(p.suffix == ".npy" for p in shards.iterdir())):
+    def finished_shards() -> int:  # complete shard files only (a shard being written has a hidden temporary name)
+        return len(list(shards.glob("part*.npy"))) if shards.exists() else 0
+
+    while not finished_shards():
         assert first.poll() is None, first.stdout.read()
         assert time.time() < deadline
         time.sleep(0.01)
     os.killpg(first.pid, signal.SIGKILL)  # the command and its render workers
     first.wait()
-    kept = len([p for p in shards.iterdir() if p.suffix == ".npy"])
+    kept = finished_shards()
     assert kept >= 1 and not (tmp_path / f"visual-{name}.npz").exists()
 
     done = subprocess.run(command[:-2] + ["1", "--no-progress"], capture_output=True, text=True, timeout=600)
