@@ -88,14 +88,16 @@ def test_gpu_script_tiny_run_without_a_simulator(tmp_path):
         np.testing.assert_allclose(policy.act(obs, goals), full.act(obs, goals), atol=1e-2)
 
     runs = [str(tmp_path / "results" / "runs" / "pointmaze-giant-navigate-v0" / "mqe" / f"s{seed}") for seed in (0, 1)]
-    assert main(["eval", "--paper", *runs, "--episodes", "1", "--no-progress"]) == 0
+    # In this process (--eval-workers 0): the workers' own path is tests/test_eval_determinism.py's.
+    assert main(["eval", "--paper", *runs, "--episodes", "1", "--no-progress", "--eval-workers", "0"]) == 0
     for run in runs:
         assert sorted(f for f in os.listdir(run) if f.endswith(".json")) == [
             "config.json", "eval_100.json", "eval_80.json", "eval_90.json", "final_eval.json"]
         final = json.loads(open(os.path.join(run, "final_eval.json")).read())
         assert final["evaluated_at"] == [80, 90, 100] and 0.0 <= final["overall"] <= 1.0
     # The same checkpoints with the graph planner: its results beside the plain ones, its cost recorded.
-    assert main(["eval", "--paper", *runs, "--episodes", "1", "--no-progress", "--planner", "graph", "--landmarks",
+    assert main(["eval", "--paper", *runs, "--episodes", "1", "--no-progress", "--eval-workers", "0",
+                 "--planner", "graph", "--landmarks",
                  "16", "--planner-set", "replan_every=100", "--dataset-dir", str(data)]) == 0
     for run in runs:
         planned = os.path.join(run, "planner_graph")

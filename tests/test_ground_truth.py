@@ -3,7 +3,7 @@ MQE critic trained on random walks recovers the exact shortest-path (BFS) distan
 
 Trains for real on this CPU (about a minute per variant); nothing is mocked. The tests that share the
 training run in one test process (``xdist_group``), so it happens once per session. The bfloat16 switch's
-figure at the same budget is a benchmark (``benchmarks/ground_truth.py --bf16``: Spearman 0.9588 against
+figure is a benchmark (``benchmarks/ground_truth.py --bf16``, 4000 updates: Spearman 0.9588 against
 0.9601 in float32, measured 2026-11-30); ``tests/test_kernels.py`` checks its matmuls and gradients. ``benchmarks/ground_truth.py`` prints
 the same figure next to the one-step (p = 1) variant.
 """
@@ -22,7 +22,10 @@ from mqe.data.dataset import Dataset
 from mqe.envs.gridworld import GridMaze, all_pairs_distances
 from mqe.train import train
 
-STEPS = 4000  # with the "gridmaze-xy" preset: batch 128, 2x128 encoders, latent 64, gamma 0.95
+# With the "gridmaze-xy" preset (batch 128, 2x128 encoders, latent 64, gamma 0.95). Measured on one run
+# (2026-11-30), Spearman by updates: 2000 0.892, 2500 0.941, 3000 0.950, 4000 0.960; the planner's
+# routes were optimal for >= 99.8% of pairs at every point from 500 updates.
+STEPS = 3000
 
 
 def test_geometry_is_a_poor_guide_in_this_maze():

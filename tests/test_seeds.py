@@ -110,19 +110,19 @@ def test_a_killed_group_resumes_to_its_single_seed_runs(walk, tmp_path):
     root = str(tmp_path / "group")
     argv = ["train", "--dataset", walk, "--agent", "mqe", "--preset", PRESET, "--seeds", "0-1", "--run-dir", root,
             "--no-progress",
-            *[f"--set={o}" for o in SMALL], "--steps", "600", "--set", "train.checkpoint_interval=50"]
+            *[f"--set={o}" for o in SMALL], "--steps", "300", "--set", "train.checkpoint_interval=50"]
     proc = subprocess.Popen([sys.executable, "-m", "mqe", *argv], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     kill_at_first_checkpoint(proc, os.path.join(root, "s1", "checkpoints"))
     at_kill = [mqe.load(os.path.join(root, f"s{s}")).step for s in (0, 1)]
-    assert all(0 < step < 600 for step in at_kill), at_kill
+    assert all(0 < step < 300 for step in at_kill), at_kill
     assert main(argv) == 0
     dataset = Dataset.load_npz(walk)
     for s in (0, 1):
-        straight = train(_config(steps=600, seed=s, extra=["train.checkpoint_interval=50"]), dataset,
+        straight = train(_config(steps=300, seed=s, extra=["train.checkpoint_interval=50"]), dataset,
                          str(tmp_path / f"straight{s}"), progress=False)
         assert _same(mqe.load(os.path.join(root, f"s{s}")).agent.params, straight.agent.params)
         rows = [json.loads(line)["step"] for line in open(os.path.join(root, f"s{s}", "train.jsonl"))]
-        assert rows == list(range(100, 601, 100))  # each step logged once
+        assert rows == list(range(100, 301, 100))  # each step logged once
 
 
 def test_seeds_at_different_steps_train_as_separate_programs(walk, tmp_path):

@@ -84,7 +84,7 @@ def test_local_sweep_reports_a_failure_goes_on_and_a_second_run_does_nothing(dat
 def test_a_killed_sweep_resumes_without_redoing_finished_runs(data_dir, tmp_path):
     out = tmp_path / "killed"
     argv = ["sweep", "--datasets", f"{data_dir}/walk.npz", "--agents", "gcbc,mqe", "--seeds", "0-1",
-            "--preset", PRESET, "--set", "train.steps=600", "--set", "train.updates_per_call=50",
+            "--preset", PRESET, "--set", "train.steps=300", "--set", "train.updates_per_call=50",
             "--set", "train.checkpoint_interval=50", "--set", "train.log_interval=50", "--out", str(out),
             "--status-interval", "1"]
     # Started as `nohup mqe sweep ... &` would be: SIGINT ignored, which its jobs inherit.
@@ -98,15 +98,15 @@ def test_a_killed_sweep_resumes_without_redoing_finished_runs(data_dir, tmp_path
         time.sleep(0.1)  # the orphaned job saves its last chunk and exits
     assert not _alive(job_pid), "the sweep's job outlived it"
     at_kill = mqe.load(str(out / "runs" / "walk" / "mqe" / "s1")).step
-    assert 0 < at_kill < 600
+    assert 0 < at_kill < 300
     assert main(argv) == 0
     log = _log(out)
     assert "2 jobs, 1 already finished, 1 to run" in log  # gcbc finished before the kill
     assert "[start] walk/mqe: s0 from step" in log and f"s1 from step {at_kill}" in log
     for seed in (0, 1):
-        assert mqe.load(str(out / "runs" / "walk" / "mqe" / f"s{seed}")).step == 600
+        assert mqe.load(str(out / "runs" / "walk" / "mqe" / f"s{seed}")).step == 300
         steps = [json.loads(line)["step"] for line in open(out / "runs" / "walk" / "mqe" / f"s{seed}" / "train.jsonl")]
-        assert steps == list(range(50, 601, 50))  # each step logged once across the kill
+        assert steps == list(range(50, 301, 50))  # each step logged once across the kill
 
 
 def test_ray_sweep_on_a_local_ray(data_dir, tmp_path, capsys):

@@ -17,7 +17,7 @@ from mqe.train import train
 
 OVERRIDES = [
     "batch_size=128", "latent_dim=32", "encoder_hidden_dims=128,128", "actor_hidden_dims=128,128",
-    "train.steps=1200", "train.updates_per_call=20", "train.log_interval=100",
+    "train.steps=600", "train.updates_per_call=20", "train.log_interval=100",
     "train.checkpoint_interval=20", "train.keep_checkpoints=3", "train.seed=7",
 ]
 
@@ -42,13 +42,13 @@ def test_killed_run_resumes_to_identical_parameters(tmp_path):
     ckpt_dir = os.path.join(killed_dir, "checkpoints")
     kill_at_first_checkpoint(proc, ckpt_dir)
     steps_at_kill = mqe.load(killed_dir).step
-    assert 0 < steps_at_kill < 1200, "the kill must land mid-run"
+    assert 0 < steps_at_kill < 600, "the kill must land mid-run"
 
     config = make_config("mqe", None, OVERRIDES, dataset="walk")
     dataset = Dataset.load_npz(data_path)
     resumed = train(config, dataset, killed_dir, progress=False)
     straight = train(config, dataset, str(tmp_path / "straight"), progress=False)
-    assert resumed.step == straight.step == 1200
+    assert resumed.step == straight.step == 600
     for a, b in zip(jax.tree.leaves(resumed.agent.params), jax.tree.leaves(straight.agent.params)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     for a, b in zip(jax.tree.leaves(resumed.agent.opt_state), jax.tree.leaves(straight.agent.opt_state)):
@@ -58,13 +58,13 @@ def test_killed_run_resumes_to_identical_parameters(tmp_path):
         rows = list(csv.DictReader(fh))
     with open(os.path.join(str(tmp_path / "straight"), "train.csv")) as fh:
         rows_straight = list(csv.DictReader(fh))
-    assert [int(r["step"]) for r in rows] == list(range(100, 1201, 100))
+    assert [int(r["step"]) for r in rows] == list(range(100, 601, 100))
     for key in ("total_loss", "critic/backup_loss", "actor/q_mean"):
         np.testing.assert_allclose([float(r[key]) for r in rows], [float(r[key]) for r in rows_straight],
                                    rtol=1e-12)
     # The loaded final checkpoint is the final agent.
     loaded = mqe.load(killed_dir)
-    assert loaded.step == 1200
+    assert loaded.step == 600
     for a, b in zip(jax.tree.leaves(loaded.agent.params), jax.tree.leaves(straight.agent.params)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 

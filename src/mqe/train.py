@@ -125,7 +125,6 @@ def chunk_dispatch(agent_config) -> str:
     return "scan"
 
 
-@functools.lru_cache(maxsize=32)
 def make_train_chunk(sampler, length: int, num_seeds: int = 0, batching: str = "auto", dispatch: str = "scan"):
     """A compiled function running ``length`` updates: (agent, key, data) -> (agent, key, mean metrics).
 
@@ -135,6 +134,12 @@ def make_train_chunk(sampler, length: int, num_seeds: int = 0, batching: str = "
     (``chunk_dispatch``) is ``scan`` (all updates in one program) or ``per_update`` (one program per
     update and seed, called ``length`` times; the same updates). Cached, so a second run with the same
     settings in one process reuses the compiled code."""
+    # One cache key however the caller spells the call (lru_cache tells f(a) from f(a, default) apart).
+    return _train_chunk(sampler, int(length), int(num_seeds), resolve_seed_batching(batching), dispatch)
+
+
+@functools.lru_cache(maxsize=32)
+def _train_chunk(sampler, length: int, num_seeds: int, batching: str, dispatch: str):
     if dispatch not in DISPATCH:
         raise ConfigError(f"dispatch must be one of {DISPATCH}, got {dispatch!r}")
     if dispatch == "per_update":
