@@ -1,0 +1,97 @@
+"""The robot side of ``mqe serve``: NumPy in, NumPy out, nothing but the standard library and NumPy.
+
+    >>> from mqe.serving.client import PolicyClient
+    >>> policy = PolicyClient("http://192.168.1.20:8000")
+    >>> policy.health()["observation_shape"]
+    [64, 64, 3]
+    >>> action = policy.act(camera_frame, goal_frame)      # uint8 (64, 64, 3) each -> float32 (A,)
+
+One client holds one keep-alive connection (a control loop pays the TCP handshake once); use one client
+per thread. Copy this file to a robot that has no ``mqe`` installed: it imports nothing else of ours.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import urllib.parse
+
+import numpy as np
+
+
+class PolicyServerError(RuntimeError):
+    """The server refused a request (``status`` 4xx: the message names the field) or failed (5xx)."""
+
+    def __init__(self, status: int, message: str, field: str | None = None):
+        super().__init__(f"policy server answered {status}: {message}")
+        self.status, self.message, self.field = status, message, field
+
+
+def encode_array(array) -> dict:
+    """``array`` (uint8 kept, anything else as float32) -> the wire form {shape, dtype, data: base64}."""
+    array = np.asarray(array)
+    if array.dtype != np.uint8:
+        array = array.astype(np.float32)
+    return {"shape": list(array.shape), "dtype": str(array.dtype),
+            "data": base64.b64encode(np.ascontiguousarray(array).tobytes()).decode("ascii")}
+
+
+class PolicyClient:
+    def __init__(self, url: str = "http://127.0.0.1:8000", timeout: float = 10.0):
+        parsed = urllib.parse.urlsplit(url)
+        if parsed.scheme not in ("http", "") or not parsed.hostname:
+            raise ValueError(f"url must look like http://HOST:PORT, got {url!r}")
+        self.host, self.port, self.timeout = parsed.hostname, parsed.port or 80, timeout
+        self._conn: http.client.HTTPConnection | None = None
+
+    def health(self) -> dict:
+        return self._request("GET", "/health")
+
+    def act(self, observation, goal) -> np.ndarray:
+        """The action for one observation and goal, ``(A,)``; or for a batch of each, ``(N, A)``. Frames
+        are sent as uint8 as they are, anything else as float32."""
+        answer = self._request("POST", "/act", {"observation": encode_array(observation), "goal": encode_array(goal)})
+        return np.asarray(answer["action"], np.float32)
+
+    def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None
+                ) -> tuple[int, dict]:
+        """A raw request: (status, decoded JSON answer); no error raised. For tests and debugging."""
+        for attempt in (0, 1):  # a keep-alive connection the server closed meanwhile is reopened once
+            conn = self._connection()
+            try:
+                conn.request(method, path, body=body, headers=headers or {})
+                response = conn.getresponse()
+                data = response.read()
+                if response.getheader("connection", "").lower() == "close":
+                    self.close()
+                return response.status, json.loads(data) if data else {}
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                self.close()
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _connection(self) -> http.client.HTTPConnection:
+        if self._conn is None:
+            self._conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        return self._conn
+
+    def _request(self, method: str, path: str, payload: dict | None = None) -> dict:
+        body = json.dumps(payload).encode() if payload is not None else None
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        status, answer = self.request(method, path, body, headers)
+        if status != 200:
+            raise PolicyServerError(status, answer.get("error", str(answer)), answer.get("field"))
+        return answer

@@ -1,0 +1,201 @@
+"""`mqe serve`: a real server process on loopback, called through the robot-side client.
+
+The policy is a small image MQE (8x8 uint8 frames, impala_debug encoder) saved as a policy checkpoint at
+its initialisation: serving is about moving frames in and actions out exactly, which needs no training.
+Every answer is checked against the same checkpoint's actions computed in this process.
+"""
+
+import concurrent.futures
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("uvicorn")
+
+import mqe  # noqa: E402
+from mqe import checkpoint as ckpt  # noqa: E402
+from mqe.agents import AGENTS  # noqa: E402
+from mqe.cli import main  # noqa: E402
+from mqe.config import make_config  # noqa: E402
+from mqe.data.dataset import Dataset  # noqa: E402
+from mqe.serving import PolicyClient, PolicyServerError, RequestError, decode_array, encode_array, model_rows  # noqa: E402
+from mqe.train import initial_state  # noqa: E402
+
+SHAPE = (8, 8, 3)
+MAX_BODY_MB = 0.05  # 52 KB: an 8x8 frame pair is ~1 KB of JSON
+
+
+def _frames(n, seed):
+    return np.random.default_rng(seed).integers(0, 256, (n, *SHAPE), dtype=np.uint8)
+
+
+@pytest.fixture(scope="module")
+def policy_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("served")
+    config = make_config("mqe", None, ["batch_size=4", "latent_dim=16", "encoder_hidden_dims=16,16",
+                                       "actor_hidden_dims=16,16", "encoder=impala_debug"])
+    frames = _frames(40, 0)
+    terminals = np.zeros(40, bool)
+    terminals[-1] = True
+    dataset = Dataset.from_arrays(frames, np.zeros((40, 2), np.float32), terminals)
+    agent, _ = initial_state(config, dataset)
+    ckpt.save_policy(str(run), step=7, config=config.to_dict(), stored_dtype="float32",
+                     params={k: agent.params[k] for k in AGENTS["mqe"].agent_class.POLICY_NETWORKS},
+                     observation_shape=SHAPE, action_dim=2)
+    return str(run)
+
+
+@pytest.fixture(scope="module")
+def server(policy_run):
+    """(url, process): `mqe serve` on a free loopback port, up until the module's tests are done."""
+    proc = subprocess.Popen([sys.executable, "-m", "mqe", "serve", policy_run, "--port", "0", "--max-batch", "8",
+                             "--max-body-mb", str(MAX_BODY_MB)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()  # printed once the model is compiled and the port is open
+    match = re.search(r"at (http://127\.0\.0\.1:\d+)", line)
+    if not match:
+        proc.kill()
+        pytest.fail(f"mqe serve did not start: {line!r} {proc.stderr.read()[-3000:]}")
+    assert "mqe (step 7, observation (8, 8, 3) uint8, 2 actions)" in line
+    yield match.group(1), proc
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def local(policy_run):
+    return mqe.load(policy_run)
+
+
+def test_health_and_actions_equal_the_checkpoints_own(server, local):
+    url, _ = server
+    with PolicyClient(url) as client:
+        health = client.health()
+        assert health["status"] == "ok" and health["agent"] == "mqe" and health["step"] == 7
+        assert health["observation_shape"] == [8, 8, 3] and health["observation_dtype"] == "uint8"
+        assert health["action_dim"] == 2 and health["max_batch"] == 8
+        obs, goals = _frames(11, 1), _frames(11, 2)
+        expected = local.act(obs, goals)
+        one = client.act(obs[0], goals[0])
+        assert one.shape == (2,) and one.dtype == np.float32
+        np.testing.assert_allclose(one, expected[0], atol=1e-5)
+        batch = client.act(obs, goals)  # 11 rows: a chunk of 8 and a padded chunk of 3 (to 4)
+        assert batch.shape == (11, 2)
+        np.testing.assert_allclose(batch, expected, atol=1e-5)
+        assert np.abs(batch).max() <= 1.0
+
+
+def test_100_concurrent_requests_each_get_their_own_answer(server, local):
+    url, _ = server
+    obs, goals = _frames(100, 3), _frames(100, 4)
+    expected = local.act(obs, goals)
+    with PolicyClient(url) as probe:
+        before = probe.health()["served"]
+    clients = threading.local()
+
+    def ask(i):
+        if not hasattr(clients, "client"):
+            clients.client = PolicyClient(url)
+        return i, clients.client.act(obs[i], goals[i])
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=32) as pool:
+        answers = dict(pool.map(ask, range(100)))
+    assert sorted(answers) == list(range(100))
+    np.testing.assert_allclose(np.stack([answers[i] for i in range(100)]), expected, atol=1e-5)
+    with PolicyClient(url) as probe:
+        after = probe.health()["served"]
+    assert after["requests"] - before["requests"] == 100 and after["rows"] - before["rows"] == 100
+    # Requests that arrived while the device was busy shared its calls.
+    assert after["batches"] - before["batches"] < 100
+
+
+def _post(url, body, headers=None):
+    with PolicyClient(url) as client:
+        return client.request("POST", "/act", body, {"Content-Type": "application/json", **(headers or {})})
+
+
+def _payload(**fields):
+    body = {"observation": encode_array(_frames(1, 5)[0]), "goal": encode_array(_frames(1, 6)[0])}
+    body.update(fields)
+    return json.dumps({k: v for k, v in body.items() if v is not None}).encode()
+
+
+MALFORMED = {
+    "wrong image size": (lambda: _payload(observation=encode_array(np.zeros((9, 8, 3), np.uint8))), 400,
+                         "observation: expected shape (8, 8, 3) or (N, 8, 8, 3) with N >= 1, got (9, 8, 3)"),
+    "wrong dtype": (lambda: _payload(goal=encode_array(np.zeros(SHAPE, np.float32))), 400,
+                    "goal: this model takes uint8 frames; got float32"),
+    "missing field": (lambda: _payload(goal=None), 400, "goal: required field missing"),
+    "misspelt field": (lambda: _payload(goal_image=[1]), 400, "goal_image: not a field of this request"),
+    "NaN": (lambda: _payload(observation=np.full(SHAPE, np.nan).tolist()), 400,
+            "observation: values must be finite"),
+    "not JSON": (lambda: b"{observation: [", 400, "body: not valid JSON"),
+    "bad base64": (lambda: _payload(goal={"shape": [8, 8, 3], "dtype": "uint8", "data": "@@@@"}), 400,
+                   "goal: data is not valid base64"),
+    "short data": (lambda: _payload(goal={"shape": [8, 8, 3], "dtype": "uint8", "data": "AAAA"}), 400,
+                   "goal: data holds 3 bytes; shape [8, 8, 3] of uint8 needs 192"),
+    "rows differ": (lambda: _payload(observation=encode_array(_frames(2, 7)), goal=encode_array(_frames(3, 8))),
+                    400, "goal: 3 goals for 2 observations"),
+    "oversized body": (lambda: _payload(observation=encode_array(_frames(300, 9))), 413,
+                       "bytes is more than this server takes (52428; mqe serve --max-body-mb)"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_a_malformed_request_gets_a_clear_error_and_the_server_stays_up(server, case):
+    url, proc = server
+    make_body, status, message = MALFORMED[case]
+    code, answer = _post(url, make_body())
+    assert code == status, answer
+    assert message in answer["error"], answer
+    assert proc.poll() is None
+    with PolicyClient(url) as client:
+        assert client.health()["status"] == "ok"
+        assert client.act(_frames(1, 10)[0], _frames(1, 11)[0]).shape == (2,)
+
+
+def test_a_body_without_its_length_is_refused(server):
+    url, proc = server
+    import http.client
+
+    host, port = url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    conn.request("POST", "/act", body=iter([_payload()]), headers={"Content-Type": "application/json"},
+                 encode_chunked=True)
+    response = conn.getresponse()
+    assert response.status == 411 and "Content-Length" in json.loads(response.read())["error"]
+    conn.close()
+    assert proc.poll() is None
+
+
+def test_the_client_raises_with_the_servers_message(server):
+    url, _ = server
+    with PolicyClient(url) as client, pytest.raises(PolicyServerError, match="observation: expected shape") as err:
+        client.act(np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4, 3), np.uint8))
+    assert err.value.status == 400 and err.value.field == "observation"
+
+
+def test_wire_format_checks_for_state_models():
+    rows = model_rows(decode_array([[0.5, 1.0, 2.0]], "observation"), "observation", (3,), "float32")
+    assert rows.dtype == np.float32 and rows.shape == (1, 3)
+    same = model_rows(decode_array(encode_array(np.arange(3.0)), "goal"), "goal", (3,), "float32")
+    np.testing.assert_array_equal(same, [[0.0, 1.0, 2.0]])
+    for bad, message in (([0.0, np.inf, 1.0], "finite"), ([[1.0, 2.0], [3.0]], "rectangular"),
+                         ("abc", "nested lists"), ({"shape": [3], "dtype": "float64", "data": ""}, "dtype must be")):
+        with pytest.raises(RequestError, match=message):
+            model_rows(decode_array(bad, "observation"), "observation", (3,), "float32")
+    with pytest.raises(RequestError, match=r"whole numbers in \[0, 255\]"):
+        model_rows(decode_array(np.full(SHAPE, 300.0).tolist(), "goal"), "goal", SHAPE, "uint8")
+
+
+def test_serve_names_a_missing_run(tmp_path, capsys):
+    assert main(["serve", str(tmp_path / "nowhere")]) == 2
+    assert "nowhere: no such run directory or checkpoint" in capsys.readouterr().err
+    assert os.path.exists(tmp_path)
