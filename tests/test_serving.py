@@ -2,7 +2,9 @@
 
 The policy is a small image MQE (8x8 uint8 frames, impala_debug encoder) saved as a policy checkpoint at
 its initialisation: serving is about moving frames in and actions out exactly, which needs no training.
-Every answer is checked against the same checkpoint's actions computed in this process.
+The run carries action statistics (``action_normalization.json``), so the server answers in the robot's
+units; every answer is checked against the same checkpoint's actions computed in this process and
+de-normalised with them.
 """
 
 import concurrent.futures
@@ -25,11 +27,13 @@ from mqe.agents import AGENTS  # noqa: E402
 from mqe.cli import main  # noqa: E402
 from mqe.config import make_config  # noqa: E402
 from mqe.data.dataset import Dataset  # noqa: E402
+from mqe.data.robot import ActionNormalization  # noqa: E402
 from mqe.serving import PolicyClient, PolicyServerError, RequestError, decode_array, encode_array, model_rows  # noqa: E402
 from mqe.train import initial_state  # noqa: E402
 
 SHAPE = (8, 8, 3)
 MAX_BODY_MB = 0.05  # 52 KB: an 8x8 frame pair is ~1 KB of JSON
+NORMALIZATION = ActionNormalization(low=(-0.05, 0.0), high=(0.05, 1.0))  # e.g. a position delta and a gripper
 
 
 def _frames(n, seed):
@@ -49,6 +53,7 @@ def policy_run(tmp_path_factory):
     ckpt.save_policy(str(run), step=7, config=config.to_dict(), stored_dtype="float32",
                      params={k: agent.params[k] for k in AGENTS["mqe"].agent_class.POLICY_NETWORKS},
                      observation_shape=SHAPE, action_dim=2)
+    NORMALIZATION.save(str(run))  # trained on normalised actions: the server answers in the robot's units
     return str(run)
 
 
@@ -69,9 +74,19 @@ def server(policy_run):
     proc.wait(timeout=30)
 
 
+class _Local:
+    """The checkpoint's own actions, computed in this process, in the robot's units."""
+
+    def __init__(self, run):
+        self.model = mqe.load(run)
+
+    def act(self, obs, goals):
+        return NORMALIZATION.denormalize(self.model.act(obs, goals))
+
+
 @pytest.fixture(scope="module")
 def local(policy_run):
-    return mqe.load(policy_run)
+    return _Local(policy_run)
 
 
 def test_health_and_actions_equal_the_checkpoints_own(server, local):
@@ -81,6 +96,7 @@ def test_health_and_actions_equal_the_checkpoints_own(server, local):
         assert health["status"] == "ok" and health["agent"] == "mqe" and health["step"] == 7
         assert health["observation_shape"] == [8, 8, 3] and health["observation_dtype"] == "uint8"
         assert health["action_dim"] == 2 and health["max_batch"] == 8
+        assert health["action_units"] == "de-normalised with action_normalization.json (q01-q99)"
         obs, goals = _frames(11, 1), _frames(11, 2)
         expected = local.act(obs, goals)
         one = client.act(obs[0], goals[0])
@@ -89,7 +105,8 @@ def test_health_and_actions_equal_the_checkpoints_own(server, local):
         batch = client.act(obs, goals)  # 11 rows: a chunk of 8 and a padded chunk of 3 (to 4)
         assert batch.shape == (11, 2)
         np.testing.assert_allclose(batch, expected, atol=1e-5)
-        assert np.abs(batch).max() <= 1.0
+        assert np.all((batch >= NORMALIZATION.low) & (batch <= NORMALIZATION.high))
+        assert not np.allclose(batch, local.model.act(obs, goals), atol=1e-3)  # really de-normalised
 
 
 def test_100_concurrent_requests_each_get_their_own_answer(server, local):

@@ -12,7 +12,8 @@ Endpoints:
   and counts of requests served; 200 once the model is loaded and compiled.
 - ``POST /act``: ``{"observation": ARRAY, "goal": ARRAY}`` -> ``{"action": [...], "step": N}``, one
   action for one observation, a list of actions for a batch ``(N, *shape)``. Actions are the policy's
-  deterministic mean in [-1, 1], the units the agent was trained in.
+  deterministic mean, de-normalised into the robot's units when the run was trained on normalised
+  actions (``RUN/action_normalization.json``, ``mqe.data.robot``), else in [-1, 1] as trained.
 
 Malformed requests get ``{"error": "<field>: <what was expected>", "field": ...}`` with status 400 (411
 without a Content-Length, 413 past ``--max-body-mb``), and the server stays up.
@@ -132,7 +133,7 @@ def make_app(policy: Policy, *, max_wait_ms: float = 0.0, max_body_bytes: int = 
     async def health():
         return {"status": "ok", "run": model.path, "agent": model.config.agent_name, "step": model.step,
                 "observation_shape": list(policy.observation_shape), "observation_dtype": policy.dtype,
-                "action_dim": model.action_dim, "max_batch": policy.max_batch,
+                "action_dim": model.action_dim, "action_units": policy.action_units, "max_batch": policy.max_batch,
                 "device": jax.devices()[0].device_kind,
                 "served": {"requests": batcher.requests, "batches": batcher.batches, "rows": batcher.rows}}
 

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mqe.api import LoadedAgent, load
+from mqe.data.robot import NORMALIZATION_FILE, ActionNormalization
 
 
 def batch_sizes(max_batch: int) -> list[int]:
@@ -33,8 +34,9 @@ def batch_sizes(max_batch: int) -> list[int]:
 class Policy:
     """A run's policy: ``act(observations, goals) -> actions``, rows (N, *observation_shape) in, (N, A) out."""
 
-    def __init__(self, model: LoadedAgent, max_batch: int = 32):
+    def __init__(self, model: LoadedAgent, max_batch: int = 32, normalization: ActionNormalization | None = None):
         self.model = model
+        self.normalization = normalization  # the run's action statistics: actions go out in the robot's units
         self.sizes = batch_sizes(max_batch)
         self.max_batch = max_batch
         # Frames travel and stay uint8 (the encoder scales them); state vectors are float32.
@@ -44,7 +46,16 @@ class Policy:
 
     @classmethod
     def from_run(cls, path: str | os.PathLike, max_batch: int = 32) -> "Policy":
-        return cls(load(path), max_batch)
+        """The newest checkpoint of a run (or a checkpoint file), with the run's action normalisation
+        (``RUN/action_normalization.json``) when it was trained on normalised actions."""
+        model = load(path)
+        return cls(model, max_batch, ActionNormalization.load(run_directory(model.path)))
+
+    @property
+    def action_units(self) -> str:
+        if self.normalization is None:
+            return "as trained, in [-1, 1]"
+        return f"de-normalised with {NORMALIZATION_FILE} ({self.normalization.kind})"
 
     @property
     def observation_shape(self) -> tuple[int, ...]:
@@ -71,7 +82,14 @@ class Policy:
                 o = np.concatenate([o, np.repeat(o[-1:], pad, axis=0)])
                 g = np.concatenate([g, np.repeat(g[-1:], pad, axis=0)])
             out.append(np.asarray(self._act(jnp.asarray(o), jnp.asarray(g)))[:size - pad])
-        return np.concatenate(out).astype(np.float32)
+        actions = np.concatenate(out).astype(np.float32)
+        return actions if self.normalization is None else self.normalization.denormalize(actions)
+
+
+def run_directory(checkpoint_path: str) -> str:
+    """The run a checkpoint file belongs to: RUN/checkpoints/ckpt_N or RUN/policies/policy_N -> RUN."""
+    parent = os.path.dirname(os.path.abspath(checkpoint_path))
+    return os.path.dirname(parent) if os.path.basename(parent) in ("checkpoints", "policies") else parent
 
 
 class MicroBatcher:

@@ -1,0 +1,167 @@
+"""Robot trajectories in, as users have them: a plain NumPy episode format, and action normalisation.
+
+The NumPy episode format (no dependency beyond NumPy): a folder with one ``.npz`` per episode, read in
+name order, each holding
+
+    images   (T, H, W, 3) uint8    the camera frame at each step (what the policy sees)
+    actions  (T, A)       float    the action taken at each step (e.g. end-effector deltas and gripper)
+    proprio  (T, P)       float    optional: proprioception at each step (kept as the dataset's extra)
+
+An episode becomes T rows of an OGBench-layout dataset whose last row ends it (``terminals``): goals are
+relabelled from later frames of the same trajectory by the agents' samplers, so no reward or label is
+read. Frames stay uint8 (the pixel datasets' storage).
+
+Actions are normalised per dimension into [-1, 1], the range of the agents' tanh-bounded policies:
+x = clip(2 (a - q01) / (q99 - q01) - 1, -1, 1), with q01 and q99 the dimension's 1st and 99th percentiles
+over the dataset (outliers clip instead of squeezing every other action; a constant dimension maps to 0).
+The statistics are stored with the run (``ActionNormalization.save``), so that a server hands the robot
+de-normalised actions: a = q01 + (x + 1) (q99 - q01) / 2.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Sequence
+
+import numpy as np
+
+from mqe.data.dataset import Dataset, DatasetError
+from mqe.io import atomic_write_text, atomic_writer
+
+NORMALIZATION_FILE = "action_normalization.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class ActionNormalization:
+    """Per-dimension bounds (q01, q99) mapped to [-1, 1]."""
+
+    low: tuple[float, ...]
+    high: tuple[float, ...]
+    kind: str = "q01-q99"
+
+    @classmethod
+    def fit(cls, actions: np.ndarray) -> "ActionNormalization":
+        actions = np.asarray(actions, np.float64)
+        low, high = np.percentile(actions, 1, axis=0), np.percentile(actions, 99, axis=0)
+        return cls(tuple(map(float, low)), tuple(map(float, high)))
+
+    def _bounds(self, dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        low, high = np.asarray(self.low), np.asarray(self.high)
+        if low.shape != (dim,):
+            raise ValueError(f"action normalisation has {low.size} dimensions; the actions have {dim}")
+        span = high - low
+        return low, span, span > 1e-12
+
+    def normalize(self, actions: np.ndarray) -> np.ndarray:
+        actions = np.asarray(actions, np.float64)
+        low, span, varies = self._bounds(actions.shape[-1])
+        x = np.where(varies, 2.0 * (actions - low) / np.where(varies, span, 1.0) - 1.0, 0.0)
+        return np.clip(x, -1.0, 1.0).astype(np.float32)
+
+    def denormalize(self, normalized: np.ndarray) -> np.ndarray:
+        x = np.clip(np.asarray(normalized, np.float64), -1.0, 1.0)
+        low, span, _ = self._bounds(x.shape[-1])
+        return (low + (x + 1.0) * span / 2.0).astype(np.float32)
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "low": list(self.low), "high": list(self.high)}
+
+    @classmethod
+    def from_dict(cls, data: dict, source: str = "action normalisation") -> "ActionNormalization":
+        if data.get("kind") != "q01-q99" or len(data.get("low", ())) != len(data.get("high", ())) or not data.get("low"):
+            raise ValueError(f"{source}: expected {{kind: q01-q99, low: [...], high: [...]}} of equal lengths, got {data}")
+        return cls(tuple(map(float, data["low"])), tuple(map(float, data["high"])))
+
+    def save(self, run_dir: str) -> str:
+        path = os.path.join(run_dir, NORMALIZATION_FILE)
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2))
+        return path
+
+    @classmethod
+    def load(cls, run_dir: str) -> "ActionNormalization | None":
+        """The run's statistics, or None for a run trained on actions as they were."""
+        path = os.path.join(run_dir, NORMALIZATION_FILE)
+        if not os.path.exists(path):
+            return None
+        with open(path) as f:
+            return cls.from_dict(json.load(f), path)
+
+
+def _fail(path: str, key: str, message: str) -> DatasetError:
+    return DatasetError(f"{path}: '{key}' {message}")
+
+
+def read_numpy_episode(path: str) -> dict[str, np.ndarray]:
+    """One episode file, checked: images uint8 (T, H, W, 3), actions (T, A) float, optional proprio (T, P)."""
+    try:
+        with np.load(path) as f:
+            episode = {k: f[k] for k in f.files}
+    except (OSError, ValueError) as exc:
+        raise DatasetError(f"{path}: not a readable .npz episode ({exc})") from None
+    for key in ("images", "actions"):
+        if key not in episode:
+            raise _fail(path, key, f"is missing; an episode holds images, actions[, proprio] (found {sorted(episode)})")
+    images, actions = episode["images"], episode["actions"]
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+        raise _fail(path, "images", f"has dtype {images.dtype} and shape {images.shape}; expected uint8 (T, H, W, 3)")
+    if not np.issubdtype(actions.dtype, np.floating) or actions.ndim != 2:
+        raise _fail(path, "actions", f"has dtype {actions.dtype} and shape {actions.shape}; expected float (T, A)")
+    if len(actions) != len(images) or len(images) < 2:
+        raise _fail(path, "actions", f"has {len(actions)} steps for {len(images)} images; expected the same T >= 2")
+    if not np.isfinite(actions).all():
+        raise _fail(path, "actions", "holds NaN or infinity")
+    if "proprio" in episode:
+        proprio = episode["proprio"]
+        if proprio.ndim != 2 or len(proprio) != len(images) or not np.issubdtype(proprio.dtype, np.floating):
+            raise _fail(path, "proprio", f"has dtype {proprio.dtype} and shape {proprio.shape}; expected float (T, P)")
+    unknown = sorted(set(episode) - {"images", "actions", "proprio"})
+    if unknown:
+        raise _fail(path, unknown[0], "is not a key of the episode format (images, actions, proprio)")
+    return episode
+
+
+def read_numpy_episodes(folder: str) -> list[dict[str, np.ndarray]]:
+    """Every ``*.npz`` episode in ``folder``, in name order, of one image size and action size."""
+    if not os.path.isdir(folder):
+        raise DatasetError(f"{folder}: not a folder of episode .npz files")
+    names = sorted(n for n in os.listdir(folder) if n.endswith(".npz"))
+    if not names:
+        raise DatasetError(f"{folder}: no episode .npz files")
+    episodes = [read_numpy_episode(os.path.join(folder, n)) for n in names]
+    first = episodes[0]
+    for name, ep in zip(names, episodes):
+        for key in ("images", "actions", "proprio"):
+            if (key in ep) != (key in first) or (key in ep and ep[key].shape[1:] != first[key].shape[1:]):
+                raise _fail(os.path.join(folder, name), key, f"differs from {names[0]}'s "
+                            f"({ep[key].shape[1:] if key in ep else 'absent'} against "
+                            f"{first[key].shape[1:] if key in first else 'absent'}); every episode needs the same")
+    return episodes
+
+
+def write_numpy_episodes(episodes: Sequence[dict[str, np.ndarray]], folder: str) -> list[str]:
+    """Episodes to ``folder/episode_000000.npz`` ..., each written atomically."""
+    os.makedirs(folder, exist_ok=True)
+    paths = []
+    for i, episode in enumerate(episodes):
+        path = os.path.join(folder, f"episode_{i:06d}.npz")
+        with atomic_writer(path) as f:
+            np.savez(f, **episode)
+        paths.append(path)
+    return paths
+
+
+def episodes_to_dataset(episodes: Sequence[dict[str, np.ndarray]], normalization: ActionNormalization | None = None,
+                        source: str = "<episodes>") -> tuple[Dataset, ActionNormalization]:
+    """Episodes -> (an OGBench-layout image dataset with normalised actions, the normalisation used). The
+    statistics are fitted on these episodes unless ``normalization`` is given (e.g. the training run's)."""
+    actions = np.concatenate([ep["actions"] for ep in episodes]).astype(np.float64)
+    normalization = normalization or ActionNormalization.fit(actions)
+    terminals = np.concatenate([np.arange(len(ep["images"])) == len(ep["images"]) - 1 for ep in episodes])
+    extras = {}
+    if "proprio" in episodes[0]:
+        extras["proprio"] = np.concatenate([ep["proprio"] for ep in episodes]).astype(np.float32)
+    dataset = Dataset.from_arrays(np.concatenate([ep["images"] for ep in episodes]), normalization.normalize(actions),
+                                  terminals.astype(np.float32), source=source, **extras)
+    return dataset, normalization

@@ -1,0 +1,85 @@
+"""Robot trajectories in the NumPy episode format: read, checked, normalised, turned into an image dataset."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from mqe.data.dataset import DatasetError
+from mqe.data.robot import (ActionNormalization, episodes_to_dataset, read_numpy_episodes,
+                            write_numpy_episodes)
+
+
+def _episodes(lengths=(5, 7, 4), seed=0):
+    rng = np.random.default_rng(seed)
+    return [{"images": rng.integers(0, 256, (t, 6, 8, 3), dtype=np.uint8),
+             "actions": np.column_stack([rng.normal(scale=0.02, size=(t, 3)), rng.integers(0, 2, (t, 1)),
+                                         np.full((t, 1), 0.5)]).astype(np.float32),
+             "proprio": rng.normal(size=(t, 7)).astype(np.float32)} for t in lengths]
+
+
+def test_episodes_round_trip_into_an_image_dataset(tmp_path):
+    episodes = _episodes()
+    write_numpy_episodes(episodes, str(tmp_path / "eps"))
+    assert sorted(os.listdir(tmp_path / "eps")) == [f"episode_{i:06d}.npz" for i in range(3)]
+    read = read_numpy_episodes(str(tmp_path / "eps"))
+    for a, b in zip(read, episodes):
+        assert sorted(a) == sorted(b) and all(np.array_equal(a[k], b[k]) for k in a)
+    dataset, norm = episodes_to_dataset(read, source="eps")
+    assert dataset.observations.dtype == np.uint8 and dataset.observations.shape == (16, 6, 8, 3)
+    np.testing.assert_array_equal(dataset.observations, np.concatenate([e["images"] for e in episodes]))
+    assert np.flatnonzero(dataset.terminals).tolist() == [4, 11, 15]  # each episode's last row
+    assert dataset.extras["proprio"].shape == (16, 7)
+    raw = np.concatenate([e["actions"] for e in episodes])
+    assert np.abs(dataset.actions).max() <= 1.0
+    # Inside the q01-q99 bounds the map is exact and invertible; the constant dimension maps to 0 and back.
+    inside = np.all((raw >= np.array(norm.low) - 1e-7) & (raw <= np.array(norm.high) + 1e-7), axis=1)
+    np.testing.assert_allclose(norm.denormalize(dataset.actions)[inside], raw[inside], atol=1e-6)
+    assert np.all(dataset.actions[:, 4] == 0.0)
+    np.testing.assert_allclose(norm.denormalize(dataset.actions)[:, 4], 0.5)
+    # The binary gripper dimension becomes exactly -1 / +1.
+    assert set(np.unique(dataset.actions[:, 3])) == {-1.0, 1.0}
+
+
+def test_normalization_statistics_clip_outliers_and_survive_the_run_directory(tmp_path):
+    actions = np.concatenate([np.linspace(-1, 1, 1000)[:, None], np.full((1000, 1), 3.0)], axis=1)
+    actions[0, 0] = -50.0  # one outlier below q01
+    norm = ActionNormalization.fit(actions)
+    assert norm.low[0] == pytest.approx(np.percentile(actions[:, 0], 1)) and norm.high[1] == 3.0
+    x = norm.normalize(actions)
+    assert x[0, 0] == -1.0 and np.abs(x).max() <= 1.0
+    norm.save(str(tmp_path))
+    assert json.loads((tmp_path / "action_normalization.json").read_text())["kind"] == "q01-q99"
+    again = ActionNormalization.load(str(tmp_path))
+    assert again == norm
+    np.testing.assert_allclose(again.denormalize(np.array([[1.0, 0.3]])), [[norm.high[0], 3.0]], rtol=1e-6)
+    assert ActionNormalization.load(str(tmp_path / "elsewhere")) is None
+    with pytest.raises(ValueError, match="2 dimensions; the actions have 3"):
+        norm.normalize(np.zeros((1, 3)))
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda e: e.pop("actions"), r"'actions' is missing"),
+    (lambda e: e.update(images=e["images"].astype(np.float32)), r"'images' has dtype float32 .* expected uint8"),
+    (lambda e: e.update(actions=e["actions"][:-1]), r"'actions' has 4 steps for 5 images"),
+    (lambda e: e.update(actions=np.full_like(e["actions"], np.nan)), r"'actions' holds NaN"),
+    (lambda e: e.update(reward=np.zeros(5)), r"'reward' is not a key of the episode format"),
+])
+def test_a_malformed_episode_is_named(tmp_path, change, message):
+    episodes = _episodes()
+    change(episodes[0])
+    write_numpy_episodes(episodes, str(tmp_path))
+    with pytest.raises(DatasetError, match="episode_000000.npz: " + message):
+        read_numpy_episodes(str(tmp_path))
+
+
+def test_episodes_of_different_image_sizes_are_refused(tmp_path):
+    episodes = _episodes()
+    episodes[2]["images"] = np.zeros((4, 6, 6, 3), np.uint8)
+    write_numpy_episodes(episodes, str(tmp_path))
+    with pytest.raises(DatasetError, match=r"episode_000002.npz: 'images' differs from episode_000000.npz's"):
+        read_numpy_episodes(str(tmp_path))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetError, match="empty: no episode .npz files"):
+        read_numpy_episodes(str(tmp_path / "empty"))
