@@ -6,6 +6,7 @@ import os
 import numpy as np
 import pytest
 
+from mqe.cli import main
 from mqe.data.dataset import DatasetError
 from mqe.data.robot import (ActionNormalization, episodes_to_dataset, read_numpy_episodes,
                             write_numpy_episodes)
@@ -83,3 +84,20 @@ def test_episodes_of_different_image_sizes_are_refused(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DatasetError, match="empty: no episode .npz files"):
         read_numpy_episodes(str(tmp_path / "empty"))
+
+
+def test_mqe_train_on_an_episode_folder_keeps_the_normalisation_in_the_run(tmp_path, capsys):
+    episodes = _episodes(lengths=(30, 30))
+    write_numpy_episodes(episodes, str(tmp_path / "robot"))
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", str(tmp_path / "robot"), "--agent", "gcbc", "--preset", "none",
+                 "--run-dir", str(run), "--steps", "2", "--no-progress", "--set", "batch_size=4",
+                 "--set", "encoder=impala_debug", "--set", "actor_hidden_dims=16,16",
+                 "--set", "train.updates_per_call=2"]) == 0
+    assert "60 rows, 2 trajectories, obs (6, 8, 3)" in capsys.readouterr().out
+    saved = ActionNormalization.load(str(run))
+    assert saved == ActionNormalization.fit(np.concatenate([e["actions"] for e in episodes]))
+    assert json.loads((run / "config.json").read_text())["dataset"] == str(tmp_path / "robot")
+    (tmp_path / "robot" / "episode_000001.npz").write_bytes(b"not an npz")
+    assert main(["train", "--dataset", str(tmp_path / "robot"), "--run-dir", str(tmp_path / "r2")]) == 2
+    assert "episode_000001.npz: not a readable .npz episode" in capsys.readouterr().err

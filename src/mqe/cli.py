@@ -207,9 +207,16 @@ def cmd_train(args) -> int:
     from mqe.train import paper_eval_steps, train_seeds
 
     seeds = _seeds(args)
-    path, env = _resolve_training_data(args)
-    dataset = Dataset.load_npz(path)
-    named = not _is_file(args.dataset) and env == args.dataset
+    normalization = None
+    if os.path.isdir(args.dataset):  # robot trajectories: a folder of NumPy episodes (mqe.data.robot)
+        from mqe.data.robot import episodes_to_dataset, read_numpy_episodes
+
+        path, env = os.path.normpath(args.dataset), args.env or ""
+        dataset, normalization = episodes_to_dataset(read_numpy_episodes(path), source=path)
+    else:
+        path, env = _resolve_training_data(args)
+        dataset = Dataset.load_npz(path)
+    named = not _is_file(args.dataset) and env == args.dataset and normalization is None
     label = args.dataset if named else os.path.basename(path).removesuffix(".npz")
     config = make_config(args.agent, args.preset, _overrides(args), dataset=args.dataset if named else path,
                          env=env)
@@ -218,6 +225,10 @@ def cmd_train(args) -> int:
     run_dirs = {seed: _run_dir(args, label, seed, several) for seed in seeds}
     print(f"dataset {path}: {dataset.size} rows, {dataset.num_trajectories} trajectories, "
           f"obs {dataset.observation_shape}, action_dim {dataset.action_dim}")
+    if normalization is not None:  # kept with each run: mqe serve hands the robot actions in its own units
+        for run_dir in run_dirs.values():
+            normalization.save(run_dir)
+        print("actions normalised into [-1, 1] per dimension (q01..q99); statistics in RUN/action_normalization.json")
     print(_settings_header(config))
     if several:
         print(f"seeds {', '.join(map(str, seeds))} in one program; run directories: "
@@ -705,7 +716,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train an agent on a dataset file in OGBench's layout")
     p.add_argument("--dataset", required=True,
-                   help="a .npz file in OGBench's layout, or an OGBench dataset name (found, downloaded or generated)")
+                   help="a .npz file in OGBench's layout, an OGBench dataset name (found, downloaded or generated), "
+                        "or a folder of robot episodes in the NumPy episode format (mqe.data.robot)")
     p.add_argument("--dataset-dir", help="where OGBench datasets live (default: $MQE_DATASET_DIR, ~/.ogbench/data)")
     p.add_argument("--no-download", action="store_true", help="never try OGBench's download server")
     p.add_argument("--env", help="the OGBench dataset name whose environment evaluates the run and whose "
