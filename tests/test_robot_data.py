@@ -8,7 +8,8 @@ import pytest
 
 from mqe.cli import main
 from mqe.data.dataset import DatasetError
-from mqe.data.robot import (ActionNormalization, episodes_to_dataset, read_numpy_episodes,
+from mqe.data.dataset import Dataset
+from mqe.data.robot import (ActionNormalization, dataset_to_episodes, episodes_to_dataset, read_numpy_episodes,
                             write_numpy_episodes)
 
 
@@ -101,3 +102,23 @@ def test_mqe_train_on_an_episode_folder_keeps_the_normalisation_in_the_run(tmp_p
     (tmp_path / "robot" / "episode_000001.npz").write_bytes(b"not an npz")
     assert main(["train", "--dataset", str(tmp_path / "robot"), "--run-dir", str(tmp_path / "r2")]) == 2
     assert "episode_000001.npz: not a readable .npz episode" in capsys.readouterr().err
+
+
+def test_mqe_generate_robot_writes_a_visual_datasets_trajectories_as_episodes(tmp_path, capsys):
+    """robot-<name> from an existing visual-<name> file (rendering it is tests/test_visual_generate.py's):
+    the episodes hold its frames and actions row for row, and read back into the same dataset."""
+    episodes = _episodes(lengths=(10, 7))
+    for e in episodes:
+        e.pop("proprio")
+    visual, _ = episodes_to_dataset(episodes, ActionNormalization(low=(-1.0,) * 5, high=(1.0,) * 5))
+    visual.save_npz(str(tmp_path / "visual-cube-single-play-v0.npz"))
+    assert main(["generate", "robot-cube-single-play-v0", "--dataset-dir", str(tmp_path), "--episode-steps", "4"]) == 0
+    assert "5 episodes, 17 steps, frames (6, 8, 3) uint8, actions 5-d" in capsys.readouterr().out
+    read = read_numpy_episodes(str(tmp_path / "robot-cube-single-play-v0"))
+    assert [len(e["images"]) for e in read] == [4, 4, 2, 4, 3]  # 10 -> 4 4 2, 7 -> 4 3
+    loaded = Dataset.load_npz(str(tmp_path / "visual-cube-single-play-v0.npz"))
+    np.testing.assert_array_equal(np.concatenate([e["images"] for e in read]), loaded.observations)
+    np.testing.assert_array_equal(np.concatenate([e["actions"] for e in read]), loaded.actions)
+    whole = dataset_to_episodes(loaded)
+    assert [len(e["images"]) for e in whole] == [10, 7]
+    assert main(["generate", "robot-pointmaze", "--dataset-dir", str(tmp_path)]) == 2

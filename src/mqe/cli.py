@@ -552,6 +552,8 @@ def cmd_generate(args) -> int:
 
     target = search_dirs(args.dataset_dir)[0]
     try:
+        if args.name.startswith("robot-"):
+            return _generate_robot(args, target)
         if args.name.startswith("visual-"):
             from mqe.data.visual import SHARD_ROWS, generate_visual
 
@@ -567,6 +569,32 @@ def cmd_generate(args) -> int:
         return 2
     print(f"wrote {train}\nwrote {val}")
     print("stats: " + ", ".join(f"{k} {v}" for k, v in stats.items()))
+    return 0
+
+
+def _generate_robot(args, target: str) -> int:
+    """robot-<name>: the frames and end-effector actions of visual-<name> (found, else rendered) written as
+    robot episodes in the NumPy episode format, a folder in the dataset directory."""
+    from mqe.data.dataset import Dataset
+    from mqe.data.resolve import dataset_files, search_dirs
+    from mqe.data.robot import dataset_to_episodes, robot_dataset_name, write_numpy_episodes
+    from mqe.data.visual import SHARD_ROWS, generate_visual
+
+    visual = robot_dataset_name(args.name)
+    found = [dataset_files(d, visual)[0] for d in search_dirs(args.dataset_dir)]  # the training file is enough
+    found = [path for path in found if os.path.isfile(path)]
+    if found:
+        source = found[0]
+    else:
+        source = generate_visual(visual, args.dataset_dir, seed=args.seed, num_episodes=args.num_episodes,
+                                 workers=args.workers, shard_rows=args.shard_rows or SHARD_ROWS,
+                                 progress=not args.no_progress)[0]
+    episodes = dataset_to_episodes(Dataset.load_npz(source), split_steps=args.episode_steps)
+    out = os.path.join(target, args.name)
+    write_numpy_episodes(episodes, out)
+    steps = sum(len(e["images"]) for e in episodes)
+    print(f"wrote {out}/: {len(episodes)} episodes, {steps} steps, frames {episodes[0]['images'].shape[1:]} uint8, "
+          f"actions {episodes[0]['actions'].shape[1]}-d (from {source})")
     return 0
 
 
@@ -781,8 +809,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("generate", help="generate an OGBench dataset offline, in OGBench's exact file layout",
                        description="Collects a state dataset with OGBench's recipe; visual-<name> renders the states "
                                    "of the state dataset <name> (found, else generated first) through OGBench's "
-                                   "visual environment, row for row.")
-    p.add_argument("name", help="dataset name, e.g. pointmaze-medium-navigate-v0 or visual-antmaze-medium-navigate-v0")
+                                   "visual environment, row for row; robot-<name> writes the frames and end-effector "
+                                   "actions of visual-<name> as robot episodes (NumPy episode format, a folder).")
+    p.add_argument("name", help="dataset name, e.g. pointmaze-medium-navigate-v0, visual-antmaze-medium-navigate-v0 "
+                                "or robot-cube-single-play-v0")
     p.add_argument("--dataset-dir", help="output directory (default: $MQE_DATASET_DIR, else ~/.ogbench/data)")
     p.add_argument("--seed", type=int, default=0, help="generation seed (the output is deterministic in it)")
     p.add_argument("--num-episodes", type=int, help="training episodes (default: OGBench's recipe)")
@@ -791,6 +821,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="worker processes (default: one per CPU core); the output does not depend on it")
     p.add_argument("--shard-rows", type=int,
                    help="visual: frames per shard, the unit of resumption (default 5000; the output does not depend on it)")
+    p.add_argument("--episode-steps", type=int,
+                   help="robot: cut each trajectory into episodes of this many steps (default: whole trajectories)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_generate)
 

@@ -165,3 +165,32 @@ def episodes_to_dataset(episodes: Sequence[dict[str, np.ndarray]], normalization
     dataset = Dataset.from_arrays(np.concatenate([ep["images"] for ep in episodes]), normalization.normalize(actions),
                                   terminals.astype(np.float32), source=source, **extras)
     return dataset, normalization
+
+
+def dataset_to_episodes(dataset: Dataset, split_steps: int | None = None) -> list[dict[str, np.ndarray]]:
+    """An OGBench-layout image dataset -> episodes in this format: one per trajectory, or its consecutive
+    pieces of ``split_steps`` rows (robot demonstrations are short; play data runs for 1000 steps).
+
+    A trajectory's last row is its final frame, whose action OGBench's layout leaves unused (a copy), as
+    ``episodes_to_dataset`` does: a round trip gives back the same rows."""
+    if dataset.observations.dtype != np.uint8 or dataset.observations.ndim != 4:
+        raise DatasetError(f"{dataset.source}: observations have dtype {dataset.observations.dtype} and shape "
+                           f"{dataset.observations.shape}; robot episodes need uint8 frames (N, H, W, 3)")
+    ends = np.flatnonzero(dataset.terminals) + 1
+    episodes = []
+    for start, end in zip(np.concatenate([[0], ends[:-1]]), ends):
+        step = split_steps or end - start
+        for piece in range(start, end, step):
+            stop = min(piece + step, end)
+            if stop - piece >= 2:
+                episodes.append({"images": np.asarray(dataset.observations[piece:stop]),
+                                 "actions": np.asarray(dataset.actions[piece:stop], np.float32)})
+    return episodes
+
+
+def robot_dataset_name(name: str) -> str:
+    """``robot-<state dataset>`` -> the visual dataset whose frames it takes (``visual-<state dataset>``)."""
+    if not name.startswith("robot-"):
+        raise DatasetError(f"{name!r} is not a robot dataset name (expected robot-<state dataset name>, e.g. "
+                           "robot-cube-single-play-v0)")
+    return "visual-" + name[len("robot-"):]
