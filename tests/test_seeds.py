@@ -203,6 +203,44 @@ def test_evaluations_can_go_to_their_own_folder(walk, tmp_path):
             assert json.load(f) == {"step": 100, "task1": 0.5, "overall": 0.5}
 
 
+def test_a_run_killed_between_a_checkpoint_and_its_evaluation_evaluates_it_on_resume(walk, tmp_path):
+    """The stop of a session once killed a sweep job after its step-27000 checkpoint, before the evaluation
+    due there: the resumed run started at 27000 and the 80% point was lost for good. The evaluation now runs
+    first on resume, with the checkpoint's agents, and each step is evaluated and logged once."""
+    evaluated = []
+
+    class Killed(Exception):
+        pass
+
+    def evaluator(agents, kill_at=None):
+        step = int(np.asarray(agents.step)[0])
+        if step == kill_at:
+            raise Killed  # dies after the checkpoint at `step`, before its evaluation
+        evaluated.append(step)
+        # A number that depends on the parameters, so the resumed evaluation is checked to use the right ones.
+        return [{"overall": float(np.asarray(jax.tree.leaves(agents.params)[0])[i].sum())} for i in range(2)]
+
+    config = _config(steps=200, extra=["train.checkpoint_interval=50"])
+    dataset = Dataset.load_npz(walk)
+    dirs = {0: str(tmp_path / "s0"), 1: str(tmp_path / "s1")}
+    with pytest.raises(Killed):
+        train_seeds(config, dataset, dirs, evaluator=lambda a: evaluator(a, kill_at=150), eval_steps={100, 150, 200},
+                    progress=False)
+    assert [mqe.load(d).step for d in dirs.values()] == [150, 150]
+    assert not os.path.exists(os.path.join(dirs[0], "eval_150.json"))
+    train_seeds(config, dataset, dirs, evaluator=evaluator, eval_steps={100, 150, 200}, progress=False)
+    assert evaluated == [100, 150, 200]
+    straight = {0: str(tmp_path / "t0"), 1: str(tmp_path / "t1")}
+    train_seeds(config, dataset, straight, evaluator=evaluator, eval_steps={100, 150, 200}, progress=False)
+    for seed in (0, 1):
+        for step in (100, 150, 200):
+            with open(os.path.join(dirs[seed], f"eval_{step}.json")) as f, \
+                    open(os.path.join(straight[seed], f"eval_{step}.json")) as g:
+                assert json.load(f) == json.load(g)  # the same agents were evaluated
+        logged = [json.loads(line)["step"] for line in open(os.path.join(dirs[seed], "eval.jsonl"))]
+        assert logged == [100, 150, 200]
+
+
 def test_train_planner_needs_an_evaluation(walk, tmp_path, capsys):
     code = main(["train", "--dataset", walk, "--preset", PRESET, "--steps", "50", *sum((["--set", s] for s in SMALL), []),
                  "--run-dir", str(tmp_path / "r"), "--no-progress", "--planner", "graph"])

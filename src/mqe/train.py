@@ -394,7 +394,22 @@ def _train_group(seeds: list[_Seed], data: DeviceData, dataset: Dataset, evaluat
                        if pending else None},
             )
 
+    def due(at: int) -> bool:
+        return at == tc.steps or at in eval_steps or bool(tc.eval_interval and at % tc.eval_interval == 0)
+
+    def evaluate(only_missing: bool = False) -> None:
+        for s, result in zip(seeds, evaluator(agents)):
+            if only_missing and os.path.exists(s.eval_path(step)):
+                continue
+            s.eval_metrics = result
+            s.logger.log("eval", step, result)
+            atomic_write_text(s.eval_path(step), json.dumps({"step": step, **result}, indent=2))
+
     try:
+        # A run killed after a checkpoint but before the evaluation due at that step resumes at that step:
+        # evaluate it first, or the result is lost for good (the paper's protocol needs every point).
+        if evaluator is not None and step > 0 and due(step) and not all(os.path.exists(s.eval_path(step)) for s in seeds):
+            evaluate(only_missing=True)
         while step < tc.steps:
             length = min(tc.updates_per_call, tc.steps - step)
             agents, keys, metrics = make_train_chunk(sampler, length, n, tc.seed_batching, dispatch)(agents, keys, data)
@@ -420,13 +435,8 @@ def _train_group(seeds: list[_Seed], data: DeviceData, dataset: Dataset, evaluat
                     break  # train_seeds names the seeds; their last checkpoints are the good ones
             if done or (tc.checkpoint_interval and step % tc.checkpoint_interval == 0):
                 save()
-            if evaluator is not None and (done or step in eval_steps
-                                          or (tc.eval_interval and step % tc.eval_interval == 0)):
-                for s, result in zip(seeds, evaluator(agents)):
-                    s.eval_metrics = result
-                    s.logger.log("eval", step, result)
-                    atomic_write_text(s.eval_path(step),
-                                      json.dumps({"step": step, **result}, indent=2))
+            if evaluator is not None and due(step):
+                evaluate()
     except KeyboardInterrupt:
         save()  # keep the last completed chunk; the same command resumes from here
         raise

@@ -96,6 +96,16 @@ class Run:
                 json.dumps(self.planner, sort_keys=True))
 
 
+def _pending_text(run: Run) -> str:
+    """Why a seed has no score: still training, or trained but missing some of the paper's points."""
+    last = max(run.evals) if run.evals else 0
+    missing = [step for step in run.paper_steps if step not in run.evals]
+    if last >= run.steps and missing:
+        return (f"s{run.seed} finished without the evaluation at {', '.join(map(str, missing))} "
+                "(mqe eval --paper re-evaluates kept checkpoints)")
+    return f"s{run.seed} at {last}"
+
+
 def read_run(run_dir: str) -> Run | None:
     """A run directory (it has a config.json with an agent), or None."""
     path = os.path.join(run_dir, "config.json")
@@ -388,8 +398,7 @@ def render_markdown(groups: list[Group], figures: list[str] = ()) -> str:
     for g in groups:
         scores = ", ".join(f"s{r.seed} {100 * s['overall']:.1f}" for r, s in g.scored) or "none finished"
         pending = [r for r in g.runs if r.score() is None]
-        wait = (" (unfinished: " + ", ".join(f"s{r.seed} at {max(r.evals) if r.evals else 0}" for r in pending)
-                + ")") if pending else ""
+        wait = (" (not scored: " + ", ".join(_pending_text(r) for r in pending) + ")") if pending else ""
         lines.append(f"- {g.dataset} / {g.label}: {scores}{wait}")
     lines += ["", "## Provenance", ""]
     lines += _provenance_lines(groups)
