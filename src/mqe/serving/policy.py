@@ -155,7 +155,8 @@ class MicroBatcher:
                     if not future.done():
                         future.set_exception(exc)
                 continue
-            self.batches, self.requests, self.rows = self.batches + 1, self.requests + len(group), self.rows + rows
+            self.batches, self.requests = self.batches + 1, self.requests + len(group)
+            self.rows += len(observations)  # rows computed (a request whose client hung up is not counted)
             start = 0
             for o, _, future in group:
                 if not future.done():
