@@ -22,8 +22,8 @@ without a Content-Length, 413 past ``--max-body-mb``), and the server stays up.
 # No `from __future__ import annotations`: FastAPI reads the endpoint's annotations at definition time,
 # and the request model is local to make_app.
 import contextlib
+import json
 import socket
-import sys
 import time
 from typing import Any
 
@@ -73,8 +73,6 @@ class _BodyLimit:
 
 
 async def _send_json(send, status: int, content: dict) -> None:
-    import json
-
     body = json.dumps(content).encode()
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
@@ -187,7 +185,6 @@ def serve(run: str, *, host: str = "127.0.0.1", port: int = 8000, max_batch: int
         server.run(sockets=[sock])
     finally:
         sock.close()
-    sys.stdout.flush()
 
 
 __all__ = ["make_app", "serve"]

@@ -5,6 +5,8 @@ C-order bytes; exact, and a 64x64x3 frame is 16 KB of base64 instead of ~50 KB o
 plain nested JSON lists of numbers. Both name one input (``observation`` or ``goal``) of shape ``S``, the
 model's observation shape, or a batch ``(N, *S)``.
 
+Clients encode with ``mqe.serving.client.encode_array`` (the robot side's file stands alone).
+
 Every check raises ``RequestError`` naming the field and what was expected, so that the server answers a
 malformed request with a 400 and a sentence, and stays up.
 """
@@ -17,7 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from mqe.serving.client import encode_array  # the robot side's encoder (client.py stands alone)
 
 WIRE_DTYPES = ("uint8", "float32")
 
