@@ -1,10 +1,11 @@
 """benchmarks/gpu.py runs here end to end with a tiny budget, so that on a GPU it is only new hardware.
 
 The script runs in a subprocess in which MuJoCo, OGBench, gymnasium and the other packages the GPU machine
-lacks cannot be imported (training needs no simulator). Its runs.tar then unpacks into run directories
-whose float16 policy checkpoints act like the full checkpoints they came from; ``mqe eval --paper``
-evaluates them at the paper's points on OGBench's environment, and ``mqe report`` puts them beside
-MQE's Table 1. (One episode per task: the point is the pipeline, not the success rate.)
+lacks cannot be imported (training needs no simulator; its evaluation step runs in a child process that
+imports them). It trains two agents, evaluates both plain and with the graph planner on the same
+checkpoints; its tars then unpack into run directories with those evaluations and float16 policy
+checkpoints that act like the full checkpoints they came from, and ``mqe report`` puts them beside MQE's
+Table 1. (One episode per task: the point is the pipeline, not the success rate.)
 """
 
 import json
@@ -14,6 +15,7 @@ import sys
 import tarfile
 
 import numpy as np
+import pytest
 
 import mqe
 import mqe.config
@@ -35,8 +37,8 @@ sys.argv = sys.argv[1:]
 sys.path.insert(0, __import__("os").path.dirname(sys.argv[0]))  # as `python script.py` does
 runpy.run_path(sys.argv[0], run_name="__main__")
 """
-TINY = ["--set", "encoder_hidden_dims=16,16", "--set", "actor_hidden_dims=16,16", "--set", "latent_dim=16",
-        "--set", "batch_size=16"]
+TINY = ["--set", "mqe:encoder_hidden_dims=16,16", "--set", "actor_hidden_dims=16,16", "--set", "mqe:latent_dim=16",
+        "--set", "batch_size=16", "--set", "gciql:value_hidden_dims=16,16"]
 
 
 def _walk_dataset(path):
@@ -56,61 +58,75 @@ def test_gpu_script_tiny_run_without_a_simulator(tmp_path):
     _walk_dataset(data / "pointmaze-giant-navigate-v0.npz")
     out, work = tmp_path / "out", tmp_path / "work"
     command = [sys.executable, "-c", BLOCKER, os.path.join(ROOT, "benchmarks", "gpu.py"), "--data", str(data),
-               "--datasets", "pointmaze-giant-navigate-v0", "--out", str(out), "--work", str(work), "--seeds", "2",
+               "--datasets", "pointmaze-giant-navigate-v0", "--agents", "mqe,gciql", "--out", str(out),
+               "--work", str(work), "--seeds", "2", "--export-seeds", "1",
                "--steps", "100", "--updates-per-call", "10", "--measure-calls", "1", "--throughput-seeds", "1,2",
-               "--candidates", "cpu", "--matmul-size", "256", *TINY]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+               "--candidates", "cpu", "--matmul-size", "256", *TINY,
+               # the evaluation runs in a child process, which may import the simulator
+               "--eval-episodes", "1", "--eval-seconds", "300", "--eval-workers", "0", "--eval-planner", "graph",
+               "--planner-set", "landmarks=16", "--planner-set", "replan_every=100"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert sorted(os.listdir(out)) == ["gpu.json", "gpu.log", "runs.tar"]
+    assert sorted(os.listdir(out)) == ["gpu.json", "gpu.log", "runs_pointmaze-giant-navigate-v0_gciql.tar",
+                                       "runs_pointmaze-giant-navigate-v0_mqe.tar"]
     summary = json.loads((out / "gpu.json").read_text())
     assert summary["steps"] == 100
     assert [(t["kernels"], t["matmul_dtype"]) for t in summary["kernel_timings"]] == [
         ("ensemble=unroll,argmax=bits,barrier=on", "float32"), ("ensemble=unroll,argmax=bits,barrier=on", "bfloat16")]
     assert [row["seeds"] for row in summary["throughput"]] == [1, 2]
     assert all(row["updates_per_s_per_seed"] > 0 for row in summary["throughput"])
+    assert set(summary["agent_rates"]) == {"mqe", "gciql"}
+    assert [(t["agent"], t["dataset"]) for t in summary["training"]] == [
+        ("mqe", "pointmaze-giant-navigate-v0"), ("gciql", "pointmaze-giant-navigate-v0")]
     assert "chosen:" in (out / "gpu.log").read_text()
+    # Both agents, plain and planned, on the same checkpoints; every seed scored at the paper's points.
+    assert [(e["agent"], e["planner"], e["status"]) for e in summary["evaluation"]] == [
+        ("mqe", "none", "finished"), ("mqe", "graph", "finished"),
+        ("gciql", "none", "finished"), ("gciql", "graph", "finished")]
+    for entry in summary["evaluation"]:
+        assert [s["final"]["evaluated_at"] for s in entry["seeds"]] == [[80, 90, 100]] * 2
+        assert 0.0 <= entry["mean"] <= 1.0
+        if entry["planner"] == "graph":
+            assert all(s["cost"]["replans"] >= 10 and s["cost"]["episodes"] == 10 for s in entry["seeds"])
 
-    with tarfile.open(out / "runs.tar") as tar:
-        tar.extractall(tmp_path / "results", filter="data")
+    results = tmp_path / "results"
+    for agent in ("mqe", "gciql"):
+        with tarfile.open(out / f"runs_pointmaze-giant-navigate-v0_{agent}.tar") as tar:
+            tar.extractall(results, filter="data")
     for seed in (0, 1):
-        run = tmp_path / "results" / "runs" / "pointmaze-giant-navigate-v0" / "mqe" / f"s{seed}"
+        run = results / "runs" / "pointmaze-giant-navigate-v0" / "mqe" / f"s{seed}"
         config = json.loads((run / "config.json").read_text())
         assert config["train"]["seed"] == seed and config["env"] == "pointmaze-giant-navigate-v0"
         assert config["agent"]["kernels"] == summary["kernels"]
-        assert [s for s, _ in ckpt.list_checkpoints(str(run / "policies"), policies=True)] == [80, 90, 100]
         assert not (run / "checkpoints").exists(), "only the compact policies travel back"
-        # The float16 policy acts like the full checkpoint it was made from.
-        policy = mqe.load(ckpt.checkpoint_at(str(run), 100))
-        full = mqe.load(work / "runs" / "pointmaze-giant-navigate-v0" / "mqe" / f"s{seed}")
-        assert policy.policy_only and full.step == policy.step == 100
-        obs = np.random.default_rng(seed).normal(size=(32, 2)).astype(np.float32) + 10
-        goals = obs[::-1].copy()
-        np.testing.assert_allclose(policy.act(obs, goals), full.act(obs, goals), atol=1e-2)
+        # the evaluations travel back beside the policies
+        assert json.loads((run / "final_eval.json").read_text())["evaluated_at"] == [80, 90, 100]
+        assert json.loads((run / "planner_graph" / "planner.json").read_text())["settings"]["landmarks"] == 16
+        policies = [s for s, _ in ckpt.list_checkpoints(str(run / "policies"), policies=True)]
+        assert policies == ([80, 90, 100] if seed == 0 else []), "--export-seeds 1: seed 0's policies only"
+    # The float16 policy acts like the full checkpoint it was made from.
+    policy = mqe.load(ckpt.checkpoint_at(str(results / "runs" / "pointmaze-giant-navigate-v0" / "mqe" / "s0"), 100))
+    full = mqe.load(work / "runs" / "pointmaze-giant-navigate-v0" / "mqe" / "s0")
+    assert policy.policy_only and full.step == policy.step == 100
+    obs = np.random.default_rng(0).normal(size=(32, 2)).astype(np.float32) + 10
+    goals = obs[::-1].copy()
+    np.testing.assert_allclose(policy.act(obs, goals), full.act(obs, goals), atol=1e-2)
 
-    runs = [str(tmp_path / "results" / "runs" / "pointmaze-giant-navigate-v0" / "mqe" / f"s{seed}") for seed in (0, 1)]
-    # In this process (--eval-workers 0): the workers' own path is tests/test_eval_determinism.py's.
-    assert main(["eval", "--paper", *runs, "--episodes", "1", "--no-progress", "--eval-workers", "0"]) == 0
-    for run in runs:
-        assert sorted(f for f in os.listdir(run) if f.endswith(".json")) == [
-            "config.json", "eval_100.json", "eval_80.json", "eval_90.json", "final_eval.json"]
-        final = json.loads(open(os.path.join(run, "final_eval.json")).read())
-        assert final["evaluated_at"] == [80, 90, 100] and 0.0 <= final["overall"] <= 1.0
-    # The same checkpoints with the graph planner: its results beside the plain ones, its cost recorded.
-    assert main(["eval", "--paper", *runs, "--episodes", "1", "--no-progress", "--eval-workers", "0",
-                 "--planner", "graph", "--landmarks",
-                 "16", "--planner-set", "replan_every=100", "--dataset-dir", str(data)]) == 0
-    for run in runs:
-        planned = os.path.join(run, "planner_graph")
-        assert json.loads(open(os.path.join(planned, "planner.json")).read())["settings"]["landmarks"] == 16
-        cost = json.loads(open(os.path.join(planned, "cost_100.json")).read())
-        assert cost["replans"] >= 10 and cost["seconds_per_replan"] > 0 and cost["episodes"] == 10
-        assert json.loads(open(os.path.join(planned, "final_eval.json")).read())["evaluated_at"] == [80, 90, 100]
-    assert main(["report", str(tmp_path / "results" / "runs"), "--no-figures"]) == 0
-    report = (tmp_path / "results" / "runs" / "report" / "report.md").read_text()
-    assert "| pointmaze-giant-navigate-v0 (published) | 72.8 ± 2.5 | 72.8 ± 2.5 |" in report  # MQE Table 1
+    assert main(["report", str(results / "runs"), "--no-figures"]) == 0
+    report = (results / "runs" / "report" / "report.md").read_text()
+    # columns gciql (graph), gciql, mqe (graph), mqe; MQE's Table 1 and OGBench's GCIQL row beside ours
+    assert "| pointmaze-giant-navigate-v0 (published) | 0 ± 0 | 0 ± 0 | 72.8 ± 2.5 | 72.8 ± 2.5 |" in report
     assert "mqe (planner=graph (K 16, uniform, power 1.0, max edge 50.0, radius 10.0, replan 100))" in report
-    assert "mqe (planner=none)" in report
+    assert "mqe (planner=none)" in report and "gciql (planner=none)" in report
     assert "100 updates (paper 1M)" in report and "2 seeds (paper 8)" in report
+
+    # Short of time, the last checkpoint alone: said in final_eval.json (nothing is re-run here).
+    seed0 = str(results / "runs" / "pointmaze-giant-navigate-v0" / "mqe" / "s0")
+    assert main(["eval", "--paper", seed0, "--fractions", "1.0", "--no-progress", "--eval-workers", "0"]) == 0
+    assert json.loads(open(os.path.join(seed0, "final_eval.json")).read())["evaluated_at"] == [100]
+    with pytest.raises(SystemExit):
+        main(["eval", "--paper", seed0, "--fractions", "0.5,1.5"])
+    assert main(["eval", seed0, "--fractions", "1.0"]) == 2  # --fractions belongs to --paper
 
 
 def test_eval_paper_names_the_missing_checkpoint(tmp_path, capsys):

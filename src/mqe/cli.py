@@ -181,6 +181,17 @@ def _make_ogbench_evaluator(name: str, episodes: int, progress: bool, workers: i
     return evaluator
 
 
+def _fractions(text: str) -> tuple[float, ...]:
+    """--fractions: comma-separated fractions in (0, 1]."""
+    try:
+        values = tuple(float(x) for x in text.split(","))
+    except ValueError:
+        values = ()
+    if not values or not all(0.0 < f <= 1.0 for f in values):
+        raise argparse.ArgumentTypeError(f"expected comma-separated fractions in (0, 1], e.g. 0.8,0.9,1.0; got {text!r}")
+    return values
+
+
 def _paper_summary(run_dir: str, eval_steps: list[int], episodes: int) -> tuple[dict[str, float], list[int]]:
     """Mean over the paper's evaluation points, per task and overall, written to final_eval.json; and
     the steps it averaged.
@@ -332,6 +343,8 @@ def cmd_eval(args) -> int:
 
     if args.paper:
         return _eval_paper(args)
+    if args.fractions:
+        raise ConfigError("--fractions goes with --paper (the evaluation points of each run's checkpoints)")
     if len(args.runs) > 1:
         raise ConfigError(f"mqe eval takes one run ({len(args.runs)} given); several runs go with --paper")
     args.run = args.runs[0]
@@ -398,7 +411,8 @@ def _eval_paper(args) -> int:
         if not name:
             raise ConfigError(f"{members[0][0]} was trained on {config.dataset!r} with no evaluation environment; "
                               "pass --env NAME (an OGBench dataset name)")
-        steps = paper_eval_steps(config.train.steps, config.train.updates_per_call, config.train.eval_fractions)
+        steps = paper_eval_steps(config.train.steps, config.train.updates_per_call,
+                                 args.fractions or config.train.eval_fractions)
         planner = _planner_spec(args, config)
         evaluator = _make_ogbench_evaluator(name, args.episodes, not args.no_progress, args.eval_workers, args.seed,
                                             batching=config.train.seed_batching, planner=planner)
@@ -775,6 +789,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--paper", action="store_true",
                    help="evaluate each run's checkpoints (full or policy) at the paper's 80/90/100%% points and write "
                         "eval_<step>.json and final_eval.json into it, as training does; seeds are evaluated together")
+    p.add_argument("--fractions", type=_fractions, metavar="F,F,...",
+                   help="with --paper: evaluate at these fractions of train.steps instead of the run's "
+                        "train.eval_fractions (e.g. 1.0: the last checkpoint only, when evaluation time is short); "
+                        "final_eval.json's evaluated_at and mqe report say which points were averaged")
     p.add_argument("--env", help="evaluate on this OGBench dataset's environment (default: the run's own)")
     p.add_argument("--episodes", type=int, default=50, help="episodes per task")
     p.add_argument("--seed", type=int, default=0,
