@@ -90,8 +90,15 @@ def update_flops(config, data: DeviceData) -> float:
     agent = _agents(config, data, 1)
     batch = config.agent.sampler().sample(jax.random.PRNGKey(0), data)
     single = jax.tree.map(lambda x: x[0], agent)
-    cost = jax.jit(lambda a, b: a.update(b)).lower(single, batch).cost_analysis()
-    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    lowered = jax.jit(lambda a, b: a.update(b)).lower(single, batch)
+    flops = _flops(lowered.cost_analysis())
+    if flops != flops:  # the GPU backend's lowered program has no cost analysis (H200, JAX 0.11.2): compile
+        flops = _flops(lowered.compile().cost_analysis())
+    return flops
+
+
+def _flops(cost) -> float:
+    cost = cost[0] if isinstance(cost, (list, tuple)) and cost else cost
     return float(cost.get("flops", float("nan"))) if cost else float("nan")
 
 
