@@ -88,6 +88,19 @@ def test_edges_beyond_max_edge_are_dropped():
     assert use_goal[0]
 
 
+def test_the_graph_summary_says_how_many_pairs_are_joined():
+    # Landmarks 3, 6, 30 with max_edge 5: edges 3 -> 6 and 6 -> 3 (3 and 9 steps: only the first is
+    # within 5), none to or from 30. Ordered pairs: 6; edges 1 (3 -> 6); routes 1.
+    landmarks = np.array([[3.0], [6.0], [30.0]], np.float32)
+    planner = GraphPlanner(line_quasimetric(), landmarks, PlannerConfig(edge_power=1.0, max_edge=5.0, goal_radius=0, skip_radius=0.0))
+    summary = planner.graph_summary()
+    assert summary["edge_fraction"] == pytest.approx(1 / 6) and summary["route_fraction"] == pytest.approx(1 / 6)
+    # nearest other landmark: 3 -> 6 (3 steps), 6 -> 3 (9), 30 -> 6 (72): median 9; all pairs
+    # 3, 27, 9, 24, 81, 72: median (24 + 27) / 2
+    assert summary["nearest_landmark_steps_median"] == pytest.approx(9.0)
+    assert summary["landmark_pair_steps_median"] == pytest.approx(25.5)
+
+
 def test_planned_policy_replans_every_n_steps_and_on_new_goals_per_block():
     landmarks = np.array([[2.0], [4.0], [6.0], [8.0]], np.float32)
     planners = [GraphPlanner(line_quasimetric(), landmarks, PlannerConfig(edge_power=2.0, goal_radius=0.0, skip_radius=0.0))

@@ -173,8 +173,11 @@ def _make_ogbench_evaluator(name: str, episodes: int, progress: bool, workers: i
         total = int(np.size(outcomes))
         evaluator.stats = {"seconds": seconds, "episodes": total, "episodes_per_second": total / seconds}
         if planned is not None:
+            graphs = [p.graph_summary() for p in planners]  # one per seed
             evaluator.stats.update(planned.stats(), graph_build_seconds=build_seconds, units=planners[0].fns.units,
-                                   planning_seconds_per_episode=planned.planning_seconds / total)
+                                   planning_seconds_per_episode=planned.planning_seconds / total,
+                                   graph={key: float(np.mean([g[key] for g in graphs])) for key in graphs[0]},
+                                   graph_per_seed=graphs)
         return [summarize(o) for o in outcomes], outcomes
 
     evaluator.stats = {}
@@ -474,6 +477,11 @@ def _print_cost(stats: dict) -> None:
                  f"{1e3 * stats['seconds_per_replan']:.1f} ms per replan, {stats['planning_seconds_per_episode']:.2f} s "
                  f"per episode, goal itself as target {stats['goal_itself_fraction']:.0%} of the time")
     print(line)
+    if "graph" in stats:
+        g = stats["graph"]
+        print(f"planner graph (mean over seeds): {g['edge_fraction']:.1%} of landmark pairs within max_edge, "
+              f"{g['route_fraction']:.1%} joined by a route; nearest landmark at a median {g['nearest_landmark_steps_median']:.1f} "
+              f"steps, all pairs at {g['landmark_pair_steps_median']:.1f}")
 
 
 def _check_video_writer() -> None:

@@ -213,6 +213,21 @@ class GraphPlanner:
         self.paths = jax.block_until_ready(shortest_paths(cost))
         self._start_embeddings = start_embeddings
 
+    def graph_summary(self) -> dict[str, float]:
+        """How the graph came out, to tune ``max_edge`` and K: the fraction of ordered landmark pairs joined
+        by an edge (d <= max_edge) and by a route, and the median distance in steps to each landmark's
+        nearest other landmark and between all pairs. No edges means no planning: every episode gets
+        its goal itself."""
+        k = self.landmark_steps.shape[0]
+        off = ~np.eye(k, dtype=bool)
+        steps = np.asarray(self.landmark_steps)
+        edges = np.isfinite(np.asarray(edge_cost(self.landmark_steps, self.config.edge_power, self.config.max_edge)))
+        nearest = np.min(np.where(off, steps, np.inf), axis=1) if k > 1 else np.zeros(1)
+        return {"edge_fraction": float(edges[off].mean()) if k > 1 else 0.0,
+                "route_fraction": float(np.isfinite(np.asarray(self.paths))[off].mean()) if k > 1 else 0.0,
+                "nearest_landmark_steps_median": float(np.median(nearest)),
+                "landmark_pair_steps_median": float(np.median(steps[off])) if k > 1 else 0.0}
+
     def to_goal_costs(self, goals: np.ndarray) -> jax.Array:
         """c(d(l_m, g)) for every landmark and goal: (N, K); computed once per goal and kept by the caller."""
         steps = _pairwise_steps(self.fns, self._start_embeddings, self.fns.embed_goal(jnp.asarray(goals))).T
