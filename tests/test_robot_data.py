@@ -9,8 +9,8 @@ import pytest
 from mqe.cli import main
 from mqe.data.dataset import DatasetError
 from mqe.data.dataset import Dataset
-from mqe.data.robot import (ActionNormalization, dataset_to_episodes, episodes_to_dataset, read_numpy_episodes,
-                            write_numpy_episodes)
+from mqe.data.robot import (ActionNormalization, dataset_to_episodes, episodes_to_dataset, read_episodes,
+                            read_numpy_episodes, write_numpy_episodes)
 
 
 def _episodes(lengths=(5, 7, 4), seed=0):
@@ -106,19 +106,30 @@ def test_mqe_train_on_an_episode_folder_keeps_the_normalisation_in_the_run(tmp_p
 
 def test_mqe_generate_robot_writes_a_visual_datasets_trajectories_as_episodes(tmp_path, capsys):
     """robot-<name> from an existing visual-<name> file (rendering it is tests/test_visual_generate.py's):
-    the episodes hold its frames and actions row for row, and read back into the same dataset."""
+    the episodes hold its frames, actions and the arm's proprioception row for row, in both formats, and
+    read back into the same dataset."""
     episodes = _episodes(lengths=(10, 7))
     for e in episodes:
         e.pop("proprio")
     visual, _ = episodes_to_dataset(episodes, ActionNormalization(low=(-1.0,) * 5, high=(1.0,) * 5))
-    visual.save_npz(str(tmp_path / "visual-cube-single-play-v0.npz"))
+    qpos = np.random.default_rng(1).uniform(-1, 1, (17, 9)).astype(np.float32)
+    Dataset.from_arrays(visual.observations, visual.actions, visual.terminals, qpos=qpos).save_npz(
+        str(tmp_path / "visual-cube-single-play-v0.npz"))
     assert main(["generate", "robot-cube-single-play-v0", "--dataset-dir", str(tmp_path), "--episode-steps", "4"]) == 0
-    assert "5 episodes, 17 steps, frames (6, 8, 3) uint8, actions 5-d" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "5 episodes, 17 steps, frames (6, 8, 3) uint8, actions 5-d, proprio 7-d" in out and "(RLDS" in out
     read = read_numpy_episodes(str(tmp_path / "robot-cube-single-play-v0"))
     assert [len(e["images"]) for e in read] == [4, 4, 2, 4, 3]  # 10 -> 4 4 2, 7 -> 4 3
     loaded = Dataset.load_npz(str(tmp_path / "visual-cube-single-play-v0.npz"))
     np.testing.assert_array_equal(np.concatenate([e["images"] for e in read]), loaded.observations)
     np.testing.assert_array_equal(np.concatenate([e["actions"] for e in read]), loaded.actions)
+    proprio = np.concatenate([e["proprio"] for e in read])
+    np.testing.assert_array_equal(proprio[:, :6], qpos[:, :6])  # the six arm joints
+    np.testing.assert_allclose(proprio[:, 6], np.clip(qpos[:, 6] / 0.8, 0, 1), rtol=1e-6)  # gripper opening
+    rlds = read_episodes(str(tmp_path / "robot-cube-single-play-v0-rlds" / "robot_cube_single_play_v0"))
+    for a, b in zip(rlds, read, strict=True):
+        for key in ("images", "actions", "proprio"):
+            np.testing.assert_array_equal(a[key], b[key])
     whole = dataset_to_episodes(loaded)
     assert [len(e["images"]) for e in whole] == [10, 7]
     assert main(["generate", "robot-pointmaze", "--dataset-dir", str(tmp_path)]) == 2

@@ -222,11 +222,13 @@ def cmd_train(args) -> int:
 
     seeds = _seeds(args)
     normalization = None
-    if os.path.isdir(args.dataset):  # robot trajectories: a folder of NumPy episodes (mqe.data.robot)
-        from mqe.data.robot import episodes_to_dataset, read_numpy_episodes
+    if os.path.isdir(args.dataset):  # robot trajectories: RLDS or NumPy episodes (mqe.data.robot)
+        from mqe.data.robot import episodes_to_dataset, read_episodes
 
         path, env = os.path.normpath(args.dataset), args.env or ""
-        dataset, normalization = episodes_to_dataset(read_numpy_episodes(path), source=path)
+        episodes = read_episodes(path, split=args.split, image=args.image_key, action=args.action_key,
+                                 proprio=args.proprio_key)
+        dataset, normalization = episodes_to_dataset(episodes, source=path)
     else:
         path, env = _resolve_training_data(args)
         dataset = Dataset.load_npz(path)
@@ -612,11 +614,20 @@ def _generate_robot(args, target: str) -> int:
                                  workers=args.workers, shard_rows=args.shard_rows or SHARD_ROWS,
                                  progress=not args.no_progress)[0]
     episodes = dataset_to_episodes(Dataset.load_npz(source), split_steps=args.episode_steps)
-    out = os.path.join(target, args.name)
-    write_numpy_episodes(episodes, out)
     steps = sum(len(e["images"]) for e in episodes)
-    print(f"wrote {out}/: {len(episodes)} episodes, {steps} steps, frames {episodes[0]['images'].shape[1:]} uint8, "
-          f"actions {episodes[0]['actions'].shape[1]}-d (from {source})")
+    proprio = f", proprio {episodes[0]['proprio'].shape[1]}-d" if "proprio" in episodes[0] else ""
+    what = (f"{len(episodes)} episodes, {steps} steps, frames {episodes[0]['images'].shape[1:]} uint8, actions "
+            f"{episodes[0]['actions'].shape[1]}-d{proprio} (from {source})")
+    if args.format in ("numpy", "both"):
+        out = os.path.join(target, args.name)
+        write_numpy_episodes(episodes, out)
+        print(f"wrote {out}/ (NumPy episodes): {what}")
+    if args.format in ("rlds", "both"):
+        from mqe.data.rlds import write_rlds
+
+        folder = write_rlds(episodes, os.path.join(target, args.name + "-rlds"),
+                            name=args.name.replace("-", "_"))
+        print(f"wrote {folder}/ (RLDS, BridgeData V2's step names): {what}")
     return 0
 
 
@@ -767,7 +778,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train an agent on a dataset file in OGBench's layout")
     p.add_argument("--dataset", required=True,
                    help="a .npz file in OGBench's layout, an OGBench dataset name (found, downloaded or generated), "
-                        "or a folder of robot episodes in the NumPy episode format (mqe.data.robot)")
+                        "or a folder of robot episodes: an RLDS/TFDS dataset (BridgeData V2, Open X-Embodiment) or "
+                        "NumPy-format episodes (mqe.data.robot)")
+    rlds = p.add_argument_group("RLDS datasets (step feature names; BridgeData V2's by default)")
+    rlds.add_argument("--split", default="train", help="the split to train on (default: train)")
+    rlds.add_argument("--image-key", help="the camera the policy sees (default: observation/image_0)")
+    rlds.add_argument("--action-key", help="the action (default: action)")
+    rlds.add_argument("--proprio-key", help="proprioception, kept as the dataset's extra (default: observation/state "
+                                            "when the dataset has it)")
     p.add_argument("--dataset-dir", help="where OGBench datasets live (default: $MQE_DATASET_DIR, ~/.ogbench/data)")
     p.add_argument("--no-download", action="store_true", help="never try OGBench's download server")
     p.add_argument("--env", help="the OGBench dataset name whose environment evaluates the run and whose "
@@ -849,6 +867,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="visual: frames per shard, the unit of resumption (default 5000; the output does not depend on it)")
     p.add_argument("--episode-steps", type=int,
                    help="robot: cut each trajectory into episodes of this many steps (default: whole trajectories)")
+    p.add_argument("--format", choices=["numpy", "rlds", "both"], default="both",
+                   help="robot: NumPy episodes (DIR/robot-<name>/), RLDS (DIR/robot-<name>-rlds/robot_<name>/1.0.0/) "
+                        "or both (default)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_generate)
 

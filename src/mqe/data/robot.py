@@ -1,4 +1,5 @@
-"""Robot trajectories in, as users have them: a plain NumPy episode format, and action normalisation.
+"""Robot trajectories in, as users have them: a plain NumPy episode format (and RLDS, ``mqe.data.rlds``),
+and action normalisation.
 
 The NumPy episode format (no dependency beyond NumPy): a folder with one ``.npz`` per episode, read in
 name order, each holding
@@ -172,10 +173,12 @@ def dataset_to_episodes(dataset: Dataset, split_steps: int | None = None) -> lis
     pieces of ``split_steps`` rows (robot demonstrations are short; play data runs for 1000 steps).
 
     A trajectory's last row is its final frame, whose action OGBench's layout leaves unused (a copy), as
-    ``episodes_to_dataset`` does: a round trip gives back the same rows."""
+    ``episodes_to_dataset`` does: a round trip gives back the same rows. A dataset with ``qpos`` (OGBench's
+    manipulation datasets) gives each episode the arm's proprioception (``manipulator_proprio``)."""
     if dataset.observations.dtype != np.uint8 or dataset.observations.ndim != 4:
         raise DatasetError(f"{dataset.source}: observations have dtype {dataset.observations.dtype} and shape "
                            f"{dataset.observations.shape}; robot episodes need uint8 frames (N, H, W, 3)")
+    proprio = manipulator_proprio(dataset.extras["qpos"]) if "qpos" in dataset.extras else None
     ends = np.flatnonzero(dataset.terminals) + 1
     episodes = []
     for start, end in zip(np.concatenate([[0], ends[:-1]]), ends):
@@ -183,9 +186,39 @@ def dataset_to_episodes(dataset: Dataset, split_steps: int | None = None) -> lis
         for piece in range(start, end, step):
             stop = min(piece + step, end)
             if stop - piece >= 2:
-                episodes.append({"images": np.asarray(dataset.observations[piece:stop]),
-                                 "actions": np.asarray(dataset.actions[piece:stop], np.float32)})
+                episode = {"images": np.asarray(dataset.observations[piece:stop]),
+                           "actions": np.asarray(dataset.actions[piece:stop], np.float32)}
+                if proprio is not None:
+                    episode["proprio"] = proprio[piece:stop]
+                episodes.append(episode)
     return episodes
+
+
+def manipulator_proprio(qpos: np.ndarray) -> np.ndarray:
+    """What the arm of OGBench's manipulation environments senses of itself, from MuJoCo's ``qpos``
+    (N, Q): the UR5e's six joint angles (qpos[:, 0:6], OGBench's ``proprio/joint_pos``) and the gripper's
+    opening in [0, 1] (qpos[:, 6] / 0.8, clipped, as OGBench computes it): (N, 7) float32."""
+    qpos = np.asarray(qpos, np.float32)
+    if qpos.ndim != 2 or qpos.shape[1] < 7:
+        raise DatasetError(f"qpos has shape {qpos.shape}; a manipulation environment's is (N, >= 7)")
+    return np.concatenate([qpos[:, :6], np.clip(qpos[:, 6:7] / 0.8, 0.0, 1.0)], axis=1)
+
+
+def read_episodes(folder: str, *, split: str = "train", image: str | None = None, action: str | None = None,
+                  proprio: str | None = None) -> list[dict[str, np.ndarray]]:
+    """Robot episodes from ``folder``: a prepared RLDS/TFDS dataset (``mqe.data.rlds``; ``split`` and the
+    step feature names apply, BridgeData V2's by default) or a folder of NumPy-format episodes."""
+    from mqe.data import rlds
+
+    if rlds.is_rlds_folder(folder):
+        return rlds.read_rlds(folder, split, image=image or rlds.DEFAULT_IMAGE, action=action or rlds.DEFAULT_ACTION,
+                              proprio=proprio or rlds.DEFAULT_PROPRIO)
+    given = [flag for flag, value in (("--image-key", image), ("--action-key", action), ("--proprio-key", proprio))
+             if value]
+    if given or split != "train":
+        raise DatasetError(f"{folder}: {', '.join(given) or '--split'} name RLDS features; this folder is not an "
+                           "RLDS/TFDS dataset (no dataset_info.json) but NumPy-format episodes")
+    return read_numpy_episodes(folder)
 
 
 def robot_dataset_name(name: str) -> str:
