@@ -63,7 +63,7 @@ def test_gpu_script_tiny_run_without_a_simulator(tmp_path):
                "--steps", "100", "--updates-per-call", "10", "--measure-calls", "1", "--throughput-seeds", "1,2",
                "--candidates", "cpu", "--matmul-size", "256", *TINY,
                # the evaluation runs in a child process, which may import the simulator
-               "--eval-episodes", "1", "--eval-seconds", "300", "--eval-workers", "0", "--eval-planner", "graph",
+               "--eval-episodes", "1", "--eval-seconds", "300", "--eval-workers", "0", "--eval-planner", "graph", "--budget", "3000",
                "--planner-set", "landmarks=16", "--planner-set", "replan_every=100"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
