@@ -18,8 +18,9 @@ safetensors_numpy = pytest.importorskip("safetensors.numpy")
 STAGES, WIDTHS = (3, 4, 6, 3), (64, 128, 256, 512)
 
 
-def torchvision_resnet34_state(seed=0):
-    """Random weights in torchvision's layout and names (fc included, as a real file has it)."""
+def torchvision_resnet34_state(seed=0, stages=STAGES, widths=WIDTHS):
+    """Random weights in torchvision's layout and names (fc included, as a real file has it); other
+    ``stages`` and ``widths`` give a smaller ResNet of the same layout."""
     rng = np.random.default_rng(seed)
     state = {}
 
@@ -33,21 +34,21 @@ def torchvision_resnet34_state(seed=0):
         state[f"{name}.running_var"] = rng.uniform(0.5, 2.0, c).astype(np.float32)
         state[f"{name}.num_batches_tracked"] = np.array(1000, np.int64)
 
-    conv("conv1", 64, 3, 7)
-    bn("bn1", 64)
-    inp = 64
-    for s, (blocks, width) in enumerate(zip(STAGES, WIDTHS)):
+    conv("conv1", widths[0], 3, 7)
+    bn("bn1", widths[0])
+    inp = widths[0]
+    for s, (blocks, width) in enumerate(zip(stages, widths)):
         for i in range(blocks):
             name = f"layer{s + 1}.{i}"
             conv(f"{name}.conv1", width, inp, 3)
             bn(f"{name}.bn1", width)
             conv(f"{name}.conv2", width, width, 3)
             bn(f"{name}.bn2", width)
-            if i == 0 and s > 0:
+            if i == 0 and (s > 0 or inp != width):
                 conv(f"{name}.downsample.0", width, inp, 1)
                 bn(f"{name}.downsample.1", width)
             inp = width
-    state["fc.weight"] = rng.normal(size=(1000, 512)).astype(np.float32)
+    state["fc.weight"] = rng.normal(size=(1000, widths[-1])).astype(np.float32)
     state["fc.bias"] = np.zeros(1000, np.float32)
     return state
 

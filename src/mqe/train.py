@@ -33,7 +33,7 @@ from mqe import provenance
 from mqe.agents import AGENTS
 from mqe.config import ConfigError, RunConfig
 from mqe.data.dataset import Dataset
-from mqe.encoders import check_encoder, with_augmentation
+from mqe.encoders import check_encoder, load_encoder_weights, with_augmentation
 from mqe.io import RunDirLock, atomic_write_text
 from mqe.logger import RunLogger
 from mqe.sampling import DeviceData
@@ -226,6 +226,10 @@ def initial_state(config: RunConfig, dataset: Dataset):
     agent = spec.agent_class.create(
         init_key, dataset.observations[:1], dataset.actions[:1], config.agent
     )
+    try:  # ImageNet weights into every ResNet backbone (agent.encoder_weights), before the first update
+        agent = load_encoder_weights(agent, config.agent)
+    except (ValueError, KeyError, OSError) as exc:
+        raise ConfigError(str(exc).strip('"')) from None
     return agent, sample_key
 
 

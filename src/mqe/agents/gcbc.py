@@ -13,7 +13,7 @@ import jax.numpy as jnp
 
 from mqe import losses
 from mqe.agents.common import AgentState
-from mqe.encoders import goal_concat_encoded
+from mqe.encoders import encoder_settings_problem, goal_encoded
 from mqe.networks import GaussianPolicy
 from mqe.sampling import GoalSamplerConfig
 
@@ -29,6 +29,13 @@ class GCBCConfig:
     learning_rate: float = 3e-4  # Adam
     encoder: str | None = None  # image encoder (mqe.encoders.ENCODERS, e.g. impala_small); None for states
     crop_prob: float = 0.0  # random-crop augmentation probability per batch (OGBench's p_aug; pixels only)
+    goal_conditioning: str = "concat"  # images: goal by channel stacking (concat, OGBench) or FiLM (film, ResNets; Bridge)
+    encoder_weights: str | None = None  # ResNet encoders: torchvision/timm ResNet-34 weights file loaded into every backbone
+
+    def __post_init__(self):
+        problem = encoder_settings_problem(self)
+        if problem:
+            raise ValueError(f"GCBCConfig: {problem}")
 
     def sampler(self) -> GoalSamplerConfig:
         return GoalSamplerConfig(batch_size=self.batch_size, actor_p_trajgoal=1.0 - self.actor_p_randomgoal,
@@ -40,7 +47,8 @@ class GCBCAgent(AgentState):
 
     @staticmethod
     def build_networks(config, action_dim):
-        return {"actor": goal_concat_encoded(config.encoder, GaussianPolicy(config.actor_hidden_dims, action_dim))}
+        return {"actor": goal_encoded(config.encoder, config.goal_conditioning,
+                                      GaussianPolicy(config.actor_hidden_dims, action_dim))}
 
     @staticmethod
     def example_inputs(obs, act, config):

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 
 from mqe import losses
 from mqe.agents.common import AgentState
-from mqe.encoders import goal_concat_encoded
+from mqe.encoders import encoder_settings_problem, goal_encoded
 from mqe.networks import GaussianPolicy, GoalConditionedValue
 from mqe.sampling import GoalSamplerConfig
 
@@ -45,10 +45,15 @@ class GCIQLConfig:
     learning_rate: float = 3e-4  # Adam
     encoder: str | None = None  # image encoder (mqe.encoders.ENCODERS, e.g. impala_small); None for states
     crop_prob: float = 0.0  # random-crop augmentation probability per batch (OGBench's p_aug; pixels only)
+    goal_conditioning: str = "concat"  # images: goal by channel stacking (concat, OGBench) or FiLM (film, ResNets; Bridge)
+    encoder_weights: str | None = None  # ResNet encoders: torchvision/timm ResNet-34 weights file loaded into every backbone
 
     def __post_init__(self):
         if self.actor_loss not in ACTOR_LOSSES:
             raise ValueError(f"actor_loss must be one of {ACTOR_LOSSES}, got {self.actor_loss!r}")
+        problem = encoder_settings_problem(self)
+        if problem:
+            raise ValueError(f"GCIQLConfig: {problem}")
 
     def sampler(self) -> GoalSamplerConfig:
         return GoalSamplerConfig(
@@ -62,9 +67,10 @@ class GCIQLAgent(AgentState):
 
     @staticmethod
     def build_networks(c, action_dim):
-        return {"value": goal_concat_encoded(c.encoder, GoalConditionedValue(c.value_hidden_dims, 1, c.layer_norm)),
-                "critic": goal_concat_encoded(c.encoder, GoalConditionedValue(c.value_hidden_dims, 2, c.layer_norm)),
-                "actor": goal_concat_encoded(c.encoder, GaussianPolicy(c.actor_hidden_dims, action_dim))}
+        goal = lambda net: goal_encoded(c.encoder, c.goal_conditioning, net)  # each network its own encoder
+        return {"value": goal(GoalConditionedValue(c.value_hidden_dims, 1, c.layer_norm)),
+                "critic": goal(GoalConditionedValue(c.value_hidden_dims, 2, c.layer_norm)),
+                "actor": goal(GaussianPolicy(c.actor_hidden_dims, action_dim))}
 
     @staticmethod
     def example_inputs(obs, act, config):

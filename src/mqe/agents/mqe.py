@@ -29,7 +29,7 @@ import optax
 
 from mqe import kernels as kernel_sets
 from mqe import losses
-from mqe.encoders import ENCODERS, feature_dim, goal_concat_encoded, make_encoder
+from mqe.encoders import ENCODERS, encoder_settings_problem, feature_dim, goal_encoded, make_encoder
 from mqe.networks import EnsembleMLP, GaussianPolicy, StateActionEncoder, jitted_init
 from mqe.quasimetric import (
     DISTANCE_SCALES,
@@ -78,6 +78,9 @@ class MQEConfig:
     encoder: str | None = None  # image encoder (mqe.encoders.ENCODERS; impala_small in the paper); None: states
     invariance_encoder_grad: bool = False  # pixels: False stops L_I's gradient at the encoder (paper Eq. 17)
     crop_prob: float = 0.0  # random-crop augmentation probability per batch (OGBench's p_aug; pixels only)
+    # --- Bridge (paper appendix C.1) ---
+    goal_conditioning: str = "concat"  # actor, images: goal by channel stacking (concat, OGBench) or FiLM (film, ResNets)
+    encoder_weights: str | None = None  # ResNet encoders: torchvision/timm ResNet-34 weights file loaded into every backbone
     # --- numerics and compiled form (not in the paper) ---
     matmul_dtype: str = "float32"  # float32 | bfloat16: network matmuls with bf16 inputs, float32 accumulation
     kernels: str = "auto"  # compiled form of the hot path per backend: auto | cpu | gpu | name=value,... (mqe.kernels)
@@ -99,6 +102,7 @@ class MQEConfig:
             (self.matmul_dtype in kernel_sets.MATMUL_DTYPES,
              f"matmul_dtype must be one of {kernel_sets.MATMUL_DTYPES}"),
         ]
+        checks.append((encoder_settings_problem(self) is None, encoder_settings_problem(self)))
         for ok, message in checks:
             if not ok:
                 raise ValueError(f"MQEConfig: {message}")
@@ -305,9 +309,10 @@ def _networks(config: MQEConfig, action_dim: int) -> dict[str, Any]:
                                   config.encoder_layer_norm, ensemble, dtype),
         "psi": EnsembleMLP(config.encoder_hidden_dims, config.latent_dim, config.ensemble_size,
                            config.encoder_layer_norm, ensemble, dtype),
-        # Pixels: the actor encodes the stacked observation and goal images with its own encoder.
-        "actor": goal_concat_encoded(config.encoder, GaussianPolicy(config.actor_hidden_dims, action_dim,
-                                                                    config.actor_mean_init_scale, dtype)),
+        # Pixels: the actor has its own encoder (the paper does not share it with the critic, C.1), fed the
+        # stacked observation and goal images (OGBench) or the observation FiLM-conditioned on the goal (Bridge).
+        "actor": goal_encoded(config.encoder, config.goal_conditioning,
+                              GaussianPolicy(config.actor_hidden_dims, action_dim, config.actor_mean_init_scale, dtype)),
     }
     if config.encoder is not None:  # one encoder f feeds phi(f(s), a) and psi(f(x)) (paper B.3, release code)
         networks["encoder"] = make_encoder(config.encoder)

@@ -2,11 +2,13 @@
 networks, and random-crop augmentation inside the compiled step. Depends on nothing else in mqe."""
 
 from mqe.encoders.augment import AugmentedSampler, augment_batch, random_crop
-from mqe.encoders.compose import Encoded, GoalConcatEncoded, encoded, goal_concat_encoded
-from mqe.encoders.impala import ENCODERS, ImpalaEncoder, feature_dim, make_encoder
+from mqe.encoders.compose import (GOAL_CONDITIONINGS, Encoded, FiLMGoalEncoded, GoalConcatEncoded, encoded,
+                                  goal_concat_encoded, goal_encoded)
+from mqe.encoders.impala import ENCODERS, ImpalaEncoder, feature_dim, is_resnet, make_encoder
 
-__all__ = ["ENCODERS", "AugmentedSampler", "Encoded", "GoalConcatEncoded", "ImpalaEncoder", "augment_batch", "feature_dim",
-           "check_encoder", "encoded", "goal_concat_encoded", "make_encoder", "random_crop", "with_augmentation"]
+__all__ = ["ENCODERS", "GOAL_CONDITIONINGS", "AugmentedSampler", "Encoded", "FiLMGoalEncoded", "GoalConcatEncoded",
+           "ImpalaEncoder", "augment_batch", "feature_dim", "check_encoder", "encoded", "goal_concat_encoded",
+           "goal_encoded", "encoder_settings_problem", "is_resnet", "load_encoder_weights", "make_encoder", "random_crop", "with_augmentation"]
 
 
 def check_encoder(agent_config, observation_shape: tuple[int, ...], source: str = "agent") -> None:
@@ -22,6 +24,44 @@ def check_encoder(agent_config, observation_shape: tuple[int, ...], source: str 
                          f"observations have shape {shape}; leave agent.encoder unset for state observations")
     if encoder is not None and encoder not in ENCODERS:
         raise ValueError(f"{source}: agent.encoder={encoder!r} is not an encoder; expected one of {sorted(ENCODERS)}")
+
+
+def encoder_settings_problem(agent_config) -> str | None:
+    """What is wrong with an agent config's encoder, goal_conditioning and encoder_weights together, if
+    anything (the agents' configs raise it)."""
+    encoder = getattr(agent_config, "encoder", None)
+    conditioning = getattr(agent_config, "goal_conditioning", "concat")
+    weights = getattr(agent_config, "encoder_weights", None)
+    if conditioning not in GOAL_CONDITIONINGS:
+        return f"goal_conditioning must be one of {GOAL_CONDITIONINGS}, got {conditioning!r}"
+    if conditioning == "film" and encoder is not None and not is_resnet(encoder):
+        return f"goal_conditioning=film needs a ResNet encoder (resnet34, resnet_debug), not {encoder!r}"
+    if weights and not is_resnet(encoder or ""):
+        return f"encoder_weights={weights!r} holds ResNet weights; it needs encoder=resnet34 (got {encoder!r})"
+    return None
+
+
+def load_encoder_weights(agent, agent_config):
+    """``agent`` with ``agent_config.encoder_weights`` (a torchvision/timm ResNet-34 file) loaded into every
+    ResNet backbone of its parameters (and target parameters); unchanged when no file is named."""
+    path = getattr(agent_config, "encoder_weights", None)
+    if not path:
+        return agent
+    from mqe.encoders.resnet import ResNetEncoder, load_into_backbones, load_pretrained
+
+    if not is_resnet(agent_config.encoder):
+        raise ValueError(f"agent.encoder_weights={path!r} holds ResNet weights, but agent.encoder is "
+                         f"{agent_config.encoder!r}; use resnet34")
+    spec = {k: v for k, v in ENCODERS[agent_config.encoder].items() if k != "kind"}
+    pretrained = load_pretrained(path, ResNetEncoder(**spec))
+    changes, total = {}, 0
+    for name in ("params", "target_params"):
+        if isinstance(getattr(agent, name, None), dict):
+            changes[name], found = load_into_backbones(getattr(agent, name), pretrained)
+            total += found
+    if not total:
+        raise ValueError(f"agent.encoder_weights={path!r}: the agent has no ResNet backbone to load them into")
+    return agent.replace(**changes)
 
 
 def with_augmentation(agent_config, sampler):

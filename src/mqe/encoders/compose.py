@@ -5,6 +5,9 @@
 - ``GoalConcatEncoded(encoder, net)``: net(f([s; g]), None, *rest). Observation and goal images are
   stacked along the channel axis (6 channels for RGB) and encoded together, as OGBench's actors and
   GCIVL/GCIQL values do; ``net`` receives ``None`` for its goal input.
+- ``FiLMGoalEncoded(encoder, net)``: net(f(s; f(g)), None, *rest). A ResNet backbone encodes the goal
+  image, and that embedding modulates every residual block while it encodes the observation (FiLM): the
+  MQE paper's Bridge actor. The stem sees 3 channels, so ImageNet weights fit it.
 
 The encoder's parameters live inside the wrapped network's, so every network gets its own encoder and a
 target copy of a network is a Polyak copy of its encoder too (OGBench's layout). Agents that share one
@@ -19,7 +22,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from mqe.encoders.impala import make_encoder
+from mqe.encoders.impala import is_resnet, make_encoder
 
 
 class Encoded(nn.Module):
@@ -43,6 +46,36 @@ class GoalConcatEncoded(nn.Module):
     def __call__(self, observations: jax.Array, goals: jax.Array, *rest: Any) -> Any:
         stacked = jnp.concatenate(jnp.broadcast_arrays(observations, goals), axis=-1)
         return self.net(make_encoder(self.encoder, name="encoder")(stacked), None, *rest)
+
+
+class FiLMGoalEncoded(nn.Module):
+    """net(encoder(s, condition=encoder(g)), None, *rest): one backbone, two passes."""
+
+    encoder: str
+    net: nn.Module
+
+    @nn.compact
+    def __call__(self, observations: jax.Array, goals: jax.Array, *rest: Any) -> Any:
+        observations, goals = jnp.broadcast_arrays(observations, goals)
+        backbone = make_encoder(self.encoder, name="encoder")
+        return self.net(backbone(observations, backbone(goals)), None, *rest)
+
+
+GOAL_CONDITIONINGS = ("concat", "film")
+
+
+def goal_encoded(encoder: str | None, conditioning: str, net: nn.Module) -> nn.Module:
+    """``net`` for states; for images the goal enters by channel stacking (``concat``, OGBench) or by FiLM
+    (``film``, ResNet encoders only)."""
+    if encoder is None:
+        return net
+    if conditioning == "film":
+        if not is_resnet(encoder):
+            raise ValueError(f"goal_conditioning=film needs a ResNet encoder (resnet34, resnet_debug), not {encoder!r}")
+        return FiLMGoalEncoded(encoder, net)
+    if conditioning != "concat":
+        raise ValueError(f"goal_conditioning must be one of {GOAL_CONDITIONINGS}, got {conditioning!r}")
+    return GoalConcatEncoded(encoder, net)
 
 
 def encoded(encoder: str | None, net: nn.Module) -> nn.Module:

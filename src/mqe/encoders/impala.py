@@ -66,22 +66,37 @@ class ImpalaEncoder(nn.Module):
 
 
 # OGBench's names and sizes (impls/utils/encoders.py): impala_small is what every published pixel run uses.
+# resnet34 is the MQE paper's Bridge backbone (mqe.encoders.resnet; ImageNet weights via agent.encoder_weights);
+# resnet_debug is a tiny ResNet of the same structure for tests.
 ENCODERS: dict[str, dict] = {
     "impala": dict(stack_channels=(16, 32, 32), num_blocks=2, mlp_dims=(512,)),
     "impala_small": dict(stack_channels=(16, 32, 32), num_blocks=1, mlp_dims=(512,)),
     "impala_large": dict(stack_channels=(64, 128, 128), num_blocks=2, mlp_dims=(1024,)),
     "impala_debug": dict(stack_channels=(4, 4), num_blocks=1, mlp_dims=(512,)),
+    "resnet34": dict(kind="resnet", stage_sizes=(3, 4, 6, 3), widths=(64, 128, 256, 512)),
+    "resnet_debug": dict(kind="resnet", stage_sizes=(1, 1, 1, 1), widths=(4, 4, 8, 8)),
 }
+
+
+def is_resnet(name: str) -> bool:
+    return ENCODERS.get(name, {}).get("kind") == "resnet"
 
 
 def feature_dim(name: str) -> int:
     """Width of the features the encoder called ``name`` returns."""
+    if is_resnet(name):
+        return ENCODERS[name]["widths"][-1]
     return make_encoder(name).mlp_dims[-1]
 
 
-def make_encoder(encoder: str, **module_kwargs) -> ImpalaEncoder:
+def make_encoder(encoder: str, **module_kwargs) -> nn.Module:
     """The encoder module called ``encoder`` (a key of ``ENCODERS``); ``module_kwargs`` go to the module
     (e.g. its Flax ``name``)."""
     if encoder not in ENCODERS:
         raise ValueError(f"unknown encoder {encoder!r}; expected one of {sorted(ENCODERS)}")
-    return ImpalaEncoder(**{**ENCODERS[encoder], **module_kwargs})
+    spec = {k: v for k, v in ENCODERS[encoder].items() if k != "kind"}
+    if is_resnet(encoder):
+        from mqe.encoders.resnet import ResNetEncoder
+
+        return ResNetEncoder(**{**spec, **module_kwargs})
+    return ImpalaEncoder(**{**spec, **module_kwargs})

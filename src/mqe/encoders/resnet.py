@@ -66,23 +66,47 @@ class BasicBlock(nn.Module):
         return nn.relu(y + x)
 
 
+class FiLM(nn.Module):
+    """Feature-wise linear modulation (Perez et al., 2018): x * (1 + gamma(c)) + beta(c) per channel,
+    broadcast over H and W, with gamma and beta linear in the condition c and zero at initialisation, so
+    that a pretrained backbone starts out computing exactly what it computed before (BridgeData V2's
+    FiLM ResNets place one after every residual block, the same way)."""
+
+    @nn.compact
+    def __call__(self, x: jax.Array, condition: jax.Array) -> jax.Array:
+        channels = x.shape[-1]
+        zeros = nn.initializers.zeros
+        gamma = nn.Dense(channels, kernel_init=zeros, bias_init=zeros, name="scale")(condition)
+        beta = nn.Dense(channels, kernel_init=zeros, bias_init=zeros, name="shift")(condition)
+        return x * (1.0 + gamma[:, None, None, :]) + beta[:, None, None, :]
+
+
 class ResNetEncoder(nn.Module):
-    """(..., H, W, 3) uint8 (or float in [0, 255]) frames -> (..., 512) features (ResNet-34 by default)."""
+    """(..., H, W, 3) uint8 (or float in [0, 255]) frames -> (..., 512) features (ResNet-34 by default).
+
+    ``condition`` (..., K), when given, modulates the output of every residual block through its own FiLM
+    layer (the goal conditioning of the Bridge actor); without it the FiLM layers are skipped, so the same
+    backbone also encodes the goal that conditions it."""
 
     stage_sizes: Sequence[int] = (3, 4, 6, 3)  # blocks per stage: ResNet-34
     widths: Sequence[int] = (64, 128, 256, 512)  # channels per stage
 
     @nn.compact
-    def __call__(self, images: jax.Array) -> jax.Array:
+    def __call__(self, images: jax.Array, condition: jax.Array | None = None) -> jax.Array:
         lead = images.shape[:-3]
         x = images.reshape((-1, *images.shape[-3:])).astype(jnp.float32) / 255.0
-        x = (x - jnp.asarray(IMAGENET_MEAN)) / jnp.asarray(IMAGENET_STD)
+        if condition is not None:
+            condition = condition.reshape((-1, condition.shape[-1]))
+        repeats = x.shape[-1] // 3  # goal-stacked frames (6 channels): each RGB triple normalised alike
+        x = (x - jnp.tile(jnp.asarray(IMAGENET_MEAN), repeats)) / jnp.tile(jnp.asarray(IMAGENET_STD), repeats)
         x = nn.relu(Affine(name="bn1")(_conv(self.widths[0], 7, 2, "conv1")(x)))
         x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
         for stage, (blocks, width) in enumerate(zip(self.stage_sizes, self.widths)):
             for i in range(blocks):
                 stride = 2 if stage > 0 and i == 0 else 1
                 x = BasicBlock(width, stride, name=f"layer{stage + 1}_{i}")(x)
+                if condition is not None:
+                    x = FiLM(name=f"film{stage + 1}_{i}")(x, condition)
         x = jnp.mean(x, axis=(1, 2))  # global average pool
         return x.reshape((*lead, x.shape[-1]))
 
@@ -172,6 +196,38 @@ def convert_torchvision(state: dict[str, np.ndarray], stage_sizes: Sequence[int]
         raise ValueError(f"{source}: tensors this ResNet does not have: {', '.join(extra[:5])}"
                          f"{' ...' if len(extra) > 5 else ''} (a deeper ResNet's weights?)")
     return params
+
+
+def is_backbone(tree) -> bool:
+    """Whether a parameter subtree is a ``ResNetEncoder``'s (its stem and first block)."""
+    return isinstance(tree, dict) and {"conv1", "bn1", "layer1_0"} <= set(tree)
+
+
+def load_into_backbones(params: dict, pretrained: dict) -> tuple[dict, int]:
+    """(``params`` with every ResNet backbone's convolutions and affine maps replaced by ``pretrained``'s,
+    FiLM layers kept; how many backbones were found). Shapes must match: a 6-channel (goal-stacked) stem
+    cannot take 3-channel ImageNet weights, and says so."""
+    found = 0
+
+    def walk(tree, where):
+        nonlocal found
+        if is_backbone(tree):
+            found += 1
+            out = dict(tree)
+            for name, weights in pretrained.items():
+                have = jax.tree.map(np.shape, tree.get(name))
+                want = jax.tree.map(np.shape, weights)
+                if have != want:
+                    raise ValueError(f"{where}/{name}: the backbone's parameters have shapes {have}, the weights "
+                                     f"{want} (a goal-stacked 6-channel stem cannot take ImageNet's 3-channel "
+                                     "weights: use goal_conditioning=film)")
+                out[name] = jax.tree.map(lambda w, old: jnp.asarray(w, old.dtype), weights, tree[name])
+            return out
+        if isinstance(tree, dict):
+            return {k: walk(v, f"{where}/{k}") for k, v in tree.items()}
+        return tree
+
+    return walk(params, ""), found
 
 
 def load_pretrained(path: str | os.PathLike, module: ResNetEncoder | None = None) -> dict:
