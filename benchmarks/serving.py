@@ -18,8 +18,6 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import os
-import re
-import subprocess
 import sys
 import tempfile
 import threading
@@ -32,6 +30,7 @@ from mqe.agents import AGENTS
 from mqe.config import make_config
 from mqe.data.dataset import Dataset
 from mqe.serving import PolicyClient
+from mqe.serving.launch import ServedPolicy
 from mqe.train import initial_state
 
 
@@ -62,16 +61,10 @@ def main() -> int:
 
     run = args.run or pixel_policy_run(tempfile.mkdtemp(prefix="mqe-serve-bench-"))
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "mqe", "serve", run, "--port", "0", "--max-batch",
-                             str(args.max_batch)], stdout=subprocess.PIPE, text=True)
-    try:
-        line = proc.stdout.readline()
-        match = re.search(r"at (http://[\d.]+:\d+)", line)
-        if not match:
-            raise SystemExit(f"mqe serve did not start: {line!r}")
-        print(line.strip())
+    with ServedPolicy(run, "--max-batch", str(args.max_batch)) as served:
+        print(served.banner)
         print(f"server up in {time.perf_counter() - start:.1f} s (load, compile, bind)")
-        url = match.group(1)
+        url = served.url
         with PolicyClient(url) as client:
             health = client.health()
             shape, dtype = tuple(health["observation_shape"]), health["observation_dtype"]
@@ -110,9 +103,6 @@ def main() -> int:
         batches = after["batches"] - before["batches"]
         print(f"concurrent, {args.concurrency} clients, {args.requests} requests: {percentiles(times)}   "
               f"{args.requests / wall:.0f} requests/s, {args.requests / max(batches, 1):.1f} requests per device call")
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
     return 0
 
 

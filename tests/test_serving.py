@@ -10,9 +10,6 @@ de-normalised with them.
 import concurrent.futures
 import json
 import os
-import re
-import subprocess
-import sys
 import threading
 
 import numpy as np
@@ -29,6 +26,7 @@ from mqe.config import make_config  # noqa: E402
 from mqe.data.dataset import Dataset  # noqa: E402
 from mqe.data.robot import ActionNormalization  # noqa: E402
 from mqe.serving import PolicyClient, PolicyServerError, RequestError, decode_array, encode_array, model_rows  # noqa: E402
+from mqe.serving.launch import ServedPolicy  # noqa: E402
 from mqe.train import initial_state  # noqa: E402
 
 SHAPE = (8, 8, 3)
@@ -60,18 +58,9 @@ def policy_run(tmp_path_factory):
 @pytest.fixture(scope="module")
 def server(policy_run):
     """(url, process): `mqe serve` on a free loopback port, up until the module's tests are done."""
-    proc = subprocess.Popen([sys.executable, "-m", "mqe", "serve", policy_run, "--port", "0", "--max-batch", "8",
-                             "--max-body-mb", str(MAX_BODY_MB)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    line = proc.stdout.readline()  # printed once the model is compiled and the port is open
-    match = re.search(r"at (http://127\.0\.0\.1:\d+)", line)
-    if not match:
-        proc.kill()
-        pytest.fail(f"mqe serve did not start: {line!r} {proc.stderr.read()[-3000:]}")
-    assert "mqe (step 7, observation (8, 8, 3) uint8, 2 actions)" in line
-    yield match.group(1), proc
-    proc.terminate()
-    proc.wait(timeout=30)
+    with ServedPolicy(policy_run, "--max-batch", "8", "--max-body-mb", str(MAX_BODY_MB)) as served:
+        assert "mqe (step 7, observation (8, 8, 3) uint8, 2 actions)" in served.banner
+        yield served.url, served.process
 
 
 class _Local:
