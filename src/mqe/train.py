@@ -33,7 +33,7 @@ from mqe import provenance
 from mqe.agents import AGENTS
 from mqe.config import ConfigError, RunConfig
 from mqe.data.dataset import Dataset
-from mqe.encoders import check_encoder, load_encoder_weights, with_augmentation
+from mqe.encoders import check_encoder, load_encoder_weights, read_encoder_weights, with_augmentation
 from mqe.io import RunDirLock, atomic_write_text
 from mqe.logger import RunLogger
 from mqe.sampling import DeviceData
@@ -222,14 +222,18 @@ def initial_state(config: RunConfig, dataset: Dataset):
         check_encoder(config.agent, dataset.observation_shape, f"{dataset.source}")
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+    try:  # ImageNet weights for every ResNet backbone (agent.encoder_weights), read before anything is built
+        pretrained = read_encoder_weights(config.agent)
+    except (ValueError, KeyError, OSError) as exc:
+        raise ConfigError(str(exc).strip('"')) from None
     init_key, sample_key = jax.random.split(jax.random.PRNGKey(config.train.seed))
     agent = spec.agent_class.create(
         init_key, dataset.observations[:1], dataset.actions[:1], config.agent
     )
-    try:  # ImageNet weights into every ResNet backbone (agent.encoder_weights), before the first update
-        agent = load_encoder_weights(agent, config.agent)
-    except (ValueError, KeyError, OSError) as exc:
-        raise ConfigError(str(exc).strip('"')) from None
+    try:
+        agent = load_encoder_weights(agent, pretrained)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     return agent, sample_key
 
 

@@ -1,6 +1,8 @@
 """Image encoders for pixel observations: the IMPALA ResNet by name, how agents put it in front of their
 networks, and random-crop augmentation inside the compiled step. Depends on nothing else in mqe."""
 
+import os
+
 from mqe.encoders.augment import AugmentedSampler, augment_batch, random_crop
 from mqe.encoders.compose import (GOAL_CONDITIONINGS, Encoded, FiLMGoalEncoded, GoalConcatEncoded, encoded,
                                   goal_concat_encoded, goal_encoded)
@@ -8,7 +10,7 @@ from mqe.encoders.impala import ENCODERS, ImpalaEncoder, feature_dim, is_resnet,
 
 __all__ = ["ENCODERS", "GOAL_CONDITIONINGS", "AugmentedSampler", "Encoded", "FiLMGoalEncoded", "GoalConcatEncoded",
            "ImpalaEncoder", "augment_batch", "feature_dim", "check_encoder", "encoded", "goal_concat_encoded",
-           "goal_encoded", "encoder_settings_problem", "is_resnet", "load_encoder_weights", "make_encoder", "random_crop", "with_augmentation"]
+           "goal_encoded", "encoder_settings_problem", "is_resnet", "load_encoder_weights", "read_encoder_weights", "make_encoder", "random_crop", "with_augmentation"]
 
 
 def check_encoder(agent_config, observation_shape: tuple[int, ...], source: str = "agent") -> None:
@@ -41,26 +43,38 @@ def encoder_settings_problem(agent_config) -> str | None:
     return None
 
 
-def load_encoder_weights(agent, agent_config):
-    """``agent`` with ``agent_config.encoder_weights`` (a torchvision/timm ResNet-34 file) loaded into every
-    ResNet backbone of its parameters (and target parameters); unchanged when no file is named."""
+def read_encoder_weights(agent_config) -> dict | None:
+    """The ResNet parameters in ``agent_config.encoder_weights`` (a torchvision/timm ResNet-34 file), checked
+    against the configured encoder; None when no file is named. Read before the agent is built, so a
+    wrong file fails at once."""
     path = getattr(agent_config, "encoder_weights", None)
     if not path:
-        return agent
-    from mqe.encoders.resnet import ResNetEncoder, load_into_backbones, load_pretrained
+        return None
+    from mqe.encoders.resnet import ResNetEncoder, load_pretrained
 
     if not is_resnet(agent_config.encoder):
         raise ValueError(f"agent.encoder_weights={path!r} holds ResNet weights, but agent.encoder is "
                          f"{agent_config.encoder!r}; use resnet34")
+    if not os.path.isfile(path):
+        raise ValueError(f"agent.encoder_weights={path!r}: no such file")
     spec = {k: v for k, v in ENCODERS[agent_config.encoder].items() if k != "kind"}
-    pretrained = load_pretrained(path, ResNetEncoder(**spec))
+    return load_pretrained(path, ResNetEncoder(**spec))
+
+
+def load_encoder_weights(agent, pretrained: dict | None, source: str = "agent.encoder_weights"):
+    """``agent`` with ``pretrained`` (``read_encoder_weights``) in every ResNet backbone of its parameters
+    and target parameters; unchanged when ``pretrained`` is None."""
+    if pretrained is None:
+        return agent
+    from mqe.encoders.resnet import load_into_backbones
+
     changes, total = {}, 0
     for name in ("params", "target_params"):
         if isinstance(getattr(agent, name, None), dict):
             changes[name], found = load_into_backbones(getattr(agent, name), pretrained)
             total += found
     if not total:
-        raise ValueError(f"agent.encoder_weights={path!r}: the agent has no ResNet backbone to load them into")
+        raise ValueError(f"{source}: the agent has no ResNet backbone to load the weights into")
     return agent.replace(**changes)
 
 
