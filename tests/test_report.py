@@ -103,3 +103,25 @@ def test_figure5_heatmap_from_a_p_lambda_grid(tmp_path, capsys):
 
     image = matplotlib.image.imread(str(out / "heatmap_pointmaze-medium-navigate-v0_mqe.png"))
     assert image.shape[2] in (3, 4) and image.std() > 0.05
+
+
+def test_the_sweeps_own_summary_scores_seeds_by_the_reports_rule(tmp_path):
+    """A seed that finished without one of the paper's points is not averaged into the sweep's [done] line."""
+    from mqe.experiments.grid import Job
+    from mqe.experiments.sweep import _success_text
+
+    small = ["train.steps=3000", "train.updates_per_call=100"]
+    root = tmp_path / "job"
+    for seed, evals in ((0, {2400: 0.2, 2700: 0.4, 3000: 0.6}), (1, {2400: 0.9, 3000: 0.9})):
+        made = _run(str(tmp_path), "mqe", "pointmaze-medium-navigate-v0", seed, evals, overrides=small)
+        os.makedirs(root, exist_ok=True)
+        os.rename(made, root / f"s{seed}")
+    # as the resume bug left it: a final_eval.json averaged over the two points it had
+    (root / "s1" / "final_eval.json").write_text(json.dumps({"step": 3000, "overall": 0.9,
+                                                             "evaluated_at": [2400, 3000]}))
+    job = Job(dataset="pointmaze-medium-navigate-v0", agent="mqe", seeds=(0, 1), overrides=tuple(small),
+              grid_values=(), run_root=str(root), config=make_config("mqe", None, small,
+                                                                     dataset="pointmaze-medium-navigate-v0"))
+    text = _success_text(job)
+    assert text.startswith("success 40.0% (1 seed)")
+    assert "not scored: s1 finished without the evaluation at 2700" in text

@@ -268,21 +268,23 @@ def _summary(outcomes: list[Outcome], log: SweepLog) -> None:
 
 
 def _success_text(job: Job) -> str:
-    """Success over the job's seeds, the paper's way (each seed's final_eval.json), mean ± standard error."""
-    rates = []
-    for seed in job.seeds:
-        path = os.path.join(job.run_dir(seed), "final_eval.json")
-        if os.path.exists(path):
-            with open(path) as f:
-                rates.append(float(json.load(f)["overall"]))
-    if not rates:
-        return "no evaluation"
-    from mqe.experiments.report import mean_and_se
+    """Success over the job's seeds by the report's rule (``Run.score``: each seed's mean over the paper's
+    evaluation points, all of them present), mean ± standard error; seeds without a score say why."""
+    from mqe.experiments.report import _pending_text, mean_and_se, read_run
 
+    rates, pending = [], []
+    for seed in job.seeds:
+        run = read_run(job.run_dir(seed))
+        score = run.score() if run is not None else None
+        if score is not None:
+            rates.append(float(score["overall"]))
+        elif run is not None and run.evals:
+            pending.append(_pending_text(run))
+    if not rates:
+        return "; ".join(pending) or "no evaluation"
     mean, se = mean_and_se(rates)
-    if len(rates) == 1:
-        return f"success {mean:.1%} (1 seed)"
-    return f"success {mean:.1%} ± {se:.1%} ({len(rates)} seeds)"
+    text = f"success {mean:.1%} (1 seed)" if len(rates) == 1 else f"success {mean:.1%} ± {se:.1%} ({len(rates)} seeds)"
+    return text + (f"; not scored: {'; '.join(pending)}" if pending else "")
 
 
 def _step_text(job: Job) -> str:
