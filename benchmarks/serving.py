@@ -7,10 +7,17 @@ frames both ways) and times requests from client threads in this process:
   - concurrent: C clients at once (several robots, or a batched caller): p50, p99 per request, and
     requests/s in total, with the batches the server formed.
 
-Without ``--run`` it serves MQE at OGBench's pixel configuration (64x64x3 uint8 frames, impala_small
-encoder, 3x512 actor; parameters at initialisation: latency does not depend on what was learned).
+Without ``--run`` it serves MQE at initialisation (latency does not depend on what was learned) in one of
+two configurations (``--config``):
 
-Usage: python benchmarks/serving.py [--run RUN] [--requests 200] [--concurrency 8] [--max-batch 32]
+  - ``pixel`` (default): OGBench's pixel configuration, 64x64x3 uint8 frames, impala_small encoder
+    on the stacked observation and goal, 3x512 actor;
+  - ``bridge``: the paper-bridge preset, a ResNet-34 actor with FiLM goal conditioning (two backbone
+    passes per request: the goal, then the observation) and a 3x256 policy MLP, on 128x128x3 frames
+    (``--frame``; BridgeData V2's released frames are 256x256, the RAIL training code squashes them to
+    128x128).
+
+Usage: python benchmarks/serving.py [--run RUN | --config pixel|bridge] [--requests 200] [--concurrency 8]
 """
 
 from __future__ import annotations
@@ -34,9 +41,10 @@ from mqe.serving.launch import ServedPolicy
 from mqe.train import initial_state
 
 
-def pixel_policy_run(directory: str, shape=(64, 64, 3), action_dim: int = 5) -> str:
-    """A policy checkpoint of MQE at the pixel preset's networks, at initialisation."""
-    config = make_config("mqe", None, ["encoder=impala_small"])
+def pixel_policy_run(directory: str, shape=(64, 64, 3), action_dim: int = 5, preset: str | None = None,
+                     overrides=("encoder=impala_small",)) -> str:
+    """A policy checkpoint of MQE at the pixel preset's networks (or ``preset``'s), at initialisation."""
+    config = make_config("mqe", preset, list(overrides))
     frames = np.zeros((2, *shape), np.uint8)
     dataset = Dataset.from_arrays(frames, np.zeros((2, action_dim), np.float32), np.array([False, True]))
     agent, _ = initial_state(config, dataset)
@@ -57,9 +65,18 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=200, help="timed requests per measurement (default 200)")
     parser.add_argument("--concurrency", type=int, default=8, help="client threads in the concurrent part (default 8)")
     parser.add_argument("--max-batch", type=int, default=32)
+    parser.add_argument("--config", choices=["pixel", "bridge"], default="pixel", help="without --run: what to serve")
+    parser.add_argument("--frame", type=int, default=128, help="bridge: frame height and width (default 128)")
     args = parser.parse_args()
 
-    run = args.run or pixel_policy_run(tempfile.mkdtemp(prefix="mqe-serve-bench-"))
+    where = tempfile.mkdtemp(prefix="mqe-serve-bench-")
+    if args.run:
+        run = args.run
+    elif args.config == "bridge":
+        run = pixel_policy_run(where, shape=(args.frame, args.frame, 3), action_dim=7, preset="paper-bridge",
+                               overrides=())
+    else:
+        run = pixel_policy_run(where)
     start = time.perf_counter()
     with ServedPolicy(run, "--max-batch", str(args.max_batch)) as served:
         print(served.banner)
