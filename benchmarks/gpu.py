@@ -93,7 +93,10 @@ def update_flops(config, data: DeviceData) -> float:
     lowered = jax.jit(lambda a, b: a.update(b)).lower(single, batch)
     flops = _flops(lowered.cost_analysis())
     if flops != flops:  # the GPU backend's lowered program has no cost analysis (H200, JAX 0.11.2): compile
-        flops = _flops(lowered.compile().cost_analysis())
+        try:
+            flops = _flops(lowered.compile().cost_analysis())
+        except Exception as exc:  # a count is worth less than the rest of the call
+            print(f"no FLOP count: {type(exc).__name__}: {str(exc)[:200]}")
     return flops
 
 
