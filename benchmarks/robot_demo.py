@@ -2,11 +2,12 @@
 own processes, and this process as the robot, asking the server for an action at every control step.
 
 The arm is OGBench's visual cube environment (a UR5e, 64x64 camera frames, end-effector actions). Tasks
-follow the short-horizon protocol of ``scene_short_horizon.py``: from a held-out state of the visual
-dataset's validation file (frames, ``qpos``, ``qvel``), the goal is the frame the same episode showed
-``k`` steps later; the arm succeeds when the cube is within 4 cm of where it was then (the environment's
-own test), within ``2k`` steps. Only starts where the cube moved more than 4 cm in those ``k`` steps
-count, so an arm that never moves scores 0 unless the cube settles into place by itself.
+follow the short-horizon protocol of ``scene_short_horizon.py``, with its episode loop: from a held-out
+state of the visual dataset's validation file (frames, ``qpos``, ``qvel``), the goal is the frame the
+same episode showed ``k`` steps later; the arm succeeds when the cube is within 4 cm of where it was then
+(the environment's own test), within ``2k`` steps. Only starts where the cube moved more than 4 cm in
+those ``k`` steps count, so an arm that never moves scores 0 unless the cube settles into place by
+itself.
 
 Policies, on the same starts:
   each served run   ``--runs mqe=RUN,gcbc=RUN``: one ``mqe serve`` process each; every action is an HTTP
@@ -52,30 +53,16 @@ def choose_starts(data: dict, cube: slice, k: int, count: int, rng) -> np.ndarra
     return np.asarray(rng.choice(moved, size=min(count, len(moved)), replace=False))
 
 
-def drive(act, envs, data: dict, cube: slice, starts: np.ndarray, k: int) -> float:
-    """Success rate of ``act(frames, goal_frames, starts, t) -> actions`` over ``starts``, episodes side by side."""
-    n = len(starts)
-    frames = np.zeros((n, *data["observations"].shape[1:]), np.uint8)
-    for i, (env, a) in enumerate(zip(envs, starts)):
+def cube_reset(data: dict, cube: slice):
+    """``reset(env, a, k)`` for ``reach``: the arm and cube as in row a, the cube's place in row a + k as the
+    task's goal (the environment's success test), the camera frame returned."""
+    def reset(env, a, k):
         task = dict(task_name="short_horizon", init_xyzs=data["qpos"][a, cube][None].astype(np.float64),
                     goal_xyzs=data["qpos"][a + k, cube][None].astype(np.float64))
-        env.reset(seed=int(a), options=dict(task_info=task, render_goal=False))
+        env.reset(seed=a, options=dict(task_info=task, render_goal=False))
         env.set_state(data["qpos"][a].astype(np.float64), data["qvel"][a].astype(np.float64))
-        frames[i] = env.compute_observation()
-    goals = data["observations"][starts + k]
-    running, success = np.ones(n, bool), np.zeros(n, bool)
-    for t in range(2 * k):
-        actions = np.asarray(act(frames, goals, starts, t), np.float32)
-        for i in np.flatnonzero(running):
-            frame, _, terminated, _, info = envs[i].step(np.clip(actions[i], -1.0, 1.0))
-            frames[i] = frame
-            if info["success"] or terminated:
-                success[i], running[i] = bool(info["success"]), False
-        if not running.any():
-            break
-    for i in np.flatnonzero(running):  # a step reports the state before its action; judge the last one too
-        success[i] = bool(envs[i]._success)
-    return float(success.mean())
+        return env.compute_observation()
+    return reset
 
 
 def main() -> None:
@@ -93,14 +80,11 @@ def main() -> None:
 
     from mqe.envs.ogbench_envs import make_env
     from mqe.serving import PolicyClient
+    from scene_short_horizon import load_validation, reach  # benchmarks/ (this script's folder is on sys.path)
     from mqe.serving.launch import ServedPolicy
 
-    path = os.path.join(args.dataset_dir, f"{args.dataset}-val.npz")
-    with np.load(path) as f:
-        missing = {"observations", "actions", "terminals", "qpos", "qvel"} - set(f.files)
-        if missing:
-            raise SystemExit(f"{path}: missing {sorted(missing)} (a visual dataset from mqe generate)")
-        data = {key: f[key] for key in f.files}
+    path, data = load_validation(args.dataset_dir, args.dataset, {"observations", "actions", "terminals", "qpos",
+                                                                  "qvel"}, "a visual dataset from mqe generate")
     envs = [make_env(args.dataset).unwrapped for _ in range(args.starts)]
     cube = cube_slice(envs[0])
     action_dim = data["actions"].shape[1]
@@ -132,7 +116,7 @@ def main() -> None:
             row = []
             for name, policy in policies.items():
                 t0 = time.perf_counter()
-                rate = drive(policy, envs[:len(starts)], data, cube, starts, k)
+                rate = reach(policy, envs[:len(starts)], data, starts, k, cube_reset(data, cube))
                 row.append(f"{name} {100 * rate:5.1f}% ({time.perf_counter() - t0:.0f} s)")
             print(f"k={k:3d} ({len(starts)} starts): " + "   ".join(row), flush=True)
         for name, times in latency.items():

@@ -63,19 +63,19 @@ def _task_info(data, lay, a: int, b: int) -> dict:
     return dict(task_name="short_horizon", init=config(a), goal=config(b))
 
 
-def run(policy, envs, data, lay, starts, k: int) -> float:
-    """Success rate of ``policy(obs, goals, starts, t, k)`` over ``starts`` (row indices), all
-    episodes side by side."""
+def reach(policy, envs, data, starts, k: int, reset) -> float:
+    """Success rate of ``policy(obs, goals, starts, t)`` over ``starts`` (row indices), all episodes side by
+    side: ``reset(env, a, k)`` puts an environment in row a's state with row a + k's configuration as its
+    task's goal and returns its observation; the goal the policy sees is row a + k's observation; each
+    episode has 2k steps and ends at the environment's success."""
     n = len(starts)
     obs = np.zeros((n, *data["observations"].shape[1:]), data["observations"].dtype)  # states or uint8 frames
     for i, (env, a) in enumerate(zip(envs, starts)):
-        env.reset(seed=int(a), options=dict(task_info=_task_info(data, lay, a, a + k), render_goal=False))
-        env.set_state(data["qpos"][a].astype(np.float64), data["qvel"][a].astype(np.float64), data["button_states"][a])
-        obs[i] = env.compute_observation()
+        obs[i] = reset(env, int(a), k)
     goals = data["observations"][starts + k]
     running, success = np.ones(n, bool), np.zeros(n, bool)
     for t in range(2 * k):
-        actions = np.clip(np.asarray(policy(obs, goals, starts, t, k), np.float32), -1.0, 1.0)
+        actions = np.clip(np.asarray(policy(obs, goals, starts, t), np.float32), -1.0, 1.0)
         for i in np.flatnonzero(running):
             ob, _, terminated, _, info = envs[i].step(actions[i])
             obs[i] = ob
@@ -90,6 +90,16 @@ def run(policy, envs, data, lay, starts, k: int) -> float:
     return float(success.mean())
 
 
+def load_validation(dataset_dir: str, dataset: str, required: set, what: str) -> tuple[str, dict]:
+    """(path, arrays) of ``dataset``'s validation file, with the keys the diagnostic needs."""
+    path = os.path.join(dataset_dir, f"{dataset}-val.npz")
+    with np.load(path) as f:
+        missing = set(required) - set(f.files)
+        if missing:
+            raise SystemExit(f"{path}: missing {sorted(missing)} ({what})")
+        return path, {key: f[key] for key in f.files}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset-dir", default=os.environ.get("MQE_DATASET_DIR", os.path.expanduser("~/.ogbench/data")))
@@ -102,29 +112,31 @@ def main() -> None:
 
     from mqe.envs.ogbench_envs import make_env
 
-    path = os.path.join(args.dataset_dir, f"{args.dataset}-val.npz")
-    with np.load(path) as f:
-        missing = {"observations", "actions", "qpos", "qvel", "button_states"} - set(f.files)
-        if missing:
-            raise SystemExit(f"{path}: missing {sorted(missing)} (a scene dataset from `mqe generate` or OGBench)")
-        data = {key: f[key] for key in f.files}
+    path, data = load_validation(args.dataset_dir, args.dataset, {"observations", "actions", "qpos", "qvel",
+                                                                  "button_states"},
+                                 "a scene dataset from `mqe generate` or OGBench")
     episode_len = int(np.flatnonzero(data["terminals"])[0]) + 1
     envs = [make_env(args.dataset).unwrapped for _ in range(args.starts)]
     lay = _layout(envs[0])
     action_dim = data["actions"].shape[1]
 
-    def replay(obs, goals, starts, t, k):
+    def replay(obs, goals, starts, t):
         return data["actions"][starts + t] if t < k else np.zeros((len(obs), action_dim))
 
-    def zero(obs, goals, starts, t, k):
+    def zero(obs, goals, starts, t):
         return np.zeros((len(obs), action_dim))
+
+    def reset(env, a, k):
+        env.reset(seed=a, options=dict(task_info=_task_info(data, lay, a, a + k), render_goal=False))
+        env.set_state(data["qpos"][a].astype(np.float64), data["qvel"][a].astype(np.float64), data["button_states"][a])
+        return env.compute_observation()
 
     policies = {"replay": replay, "zero": zero}
     if args.run_dir:
         import mqe
 
         agent = mqe.load(args.run_dir)
-        policies["agent"] = lambda obs, goals, starts, t, k: agent.act(obs, goals)
+        policies["agent"] = lambda obs, goals, starts, t: agent.act(obs, goals)
         print(f"agent: {agent}")
     rng = np.random.default_rng(args.seed)
     print(f"{args.dataset}: validation file {path}, episodes of {episode_len} rows; {args.starts} starts per horizon"
@@ -139,7 +151,7 @@ def main() -> None:
         row = []
         for name, policy in policies.items():
             t0 = time.perf_counter()
-            rate = run(policy, envs, data, lay, starts, k)
+            rate = reach(policy, envs, data, starts, k, reset)
             row.append(f"{name} {100 * rate:5.1f}% ({time.perf_counter() - t0:.0f} s)")
         print(f"k={k:4d}: " + "   ".join(row), flush=True)
 
