@@ -125,3 +125,19 @@ def test_the_sweeps_own_summary_scores_seeds_by_the_reports_rule(tmp_path):
     text = _success_text(job)
     assert text.startswith("success 40.0% (1 seed)")
     assert "not scored: s1 finished without the evaluation at 2700" in text
+
+
+def test_report_fractions_scores_the_last_checkpoint_and_says_so(tmp_path, capsys):
+    """After mqe eval --paper --fractions 1.0: a seed with only its last evaluation is scored, and marked."""
+    small = ["train.steps=3000", "train.updates_per_call=100"]
+    root = str(tmp_path / "runs")
+    _run(root, "qrl", "pointmaze-large-stitch-v0", 0, {3000: 0.5}, overrides=small)
+    _run(root, "qrl", "pointmaze-large-stitch-v0", 1, {2400: 0.1, 2700: 0.2, 3000: 0.7}, overrides=small)
+    assert main(["report", root, "--no-figures", "--out", str(tmp_path / "a")]) == 0
+    assert "s0 finished without the evaluation at 2400, 2700" in (tmp_path / "a" / "report.md").read_text()
+    assert main(["report", root, "--no-figures", "--fractions", "1.0", "--out", str(tmp_path / "b")]) == 0
+    text = (tmp_path / "b" / "report.md").read_text()
+    assert "| pointmaze-large-stitch-v0 (ours) | 60.0 ± 10.0† [1] |" in text  # s0 50, s1 70
+    assert "scored at 100% of training (paper 80/90/100%)" in text
+    with pytest.raises(SystemExit):
+        main(["report", root, "--fractions", "0,1"])

@@ -679,7 +679,7 @@ def cmd_report(args) -> int:
 
     out = args.out or (args.paths[0] if len(args.paths) == 1 else "report")
     out = os.path.join(out, "report") if out in args.paths else out
-    report = build_report(args.paths, out, figures=not args.no_figures)
+    report = build_report(args.paths, out, figures=not args.no_figures, fractions=args.fractions)
     print(report.markdown)
     print("wrote " + ", ".join(report.files))
     return 0
@@ -909,6 +909,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", help="run directories, sweep directories, or folders that contain them")
     p.add_argument("--out", help="where the report goes (default: <the one path>/report, else ./report)")
     p.add_argument("--no-figures", action="store_true", help="tables only (no matplotlib needed)")
+    p.add_argument("--fractions", type=_fractions, metavar="F,F,...",
+                   help="score every run at these fractions of its training (e.g. 1.0 after mqe eval --paper "
+                        "--fractions 1.0) instead of its train.eval_fractions; the notes mark it")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("expert", help="train or evaluate the locomotion expert that collects AntMaze data")

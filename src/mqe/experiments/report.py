@@ -60,6 +60,7 @@ class Run:
     episodes: int | None  # evaluation episodes per task, where recorded
     provenance: list[dict[str, Any]]
     planner: dict[str, Any] | None = None  # test-time planner settings (mqe eval --paper --planner), else None
+    fractions: tuple[float, ...] | None = None  # evaluation points to score (mqe report --fractions), else the run's
 
     @property
     def seed(self) -> int:
@@ -80,7 +81,8 @@ class Run:
     @property
     def paper_steps(self) -> list[int]:
         train = self.config["train"]
-        return paper_eval_steps(self.steps, int(train["updates_per_call"]), train.get("eval_fractions", (0.8, 0.9, 1.0)))
+        fractions = self.fractions or train.get("eval_fractions", (0.8, 0.9, 1.0))
+        return paper_eval_steps(self.steps, int(train["updates_per_call"]), fractions)
 
     def score(self) -> dict[str, float] | None:
         """The paper's per-seed score: the mean of the 80/90/100% evaluations (None until all exist)."""
@@ -164,8 +166,9 @@ def planned_runs(run: Run) -> list[Run]:
     return out
 
 
-def find_runs(paths: list[str]) -> list[Run]:
-    """Every run directory under ``paths`` (run directories, sweep directories, any folders)."""
+def find_runs(paths: list[str], fractions: tuple[float, ...] | None = None) -> list[Run]:
+    """Every run directory under ``paths`` (run directories, sweep directories, any folders); ``fractions``
+    scores each at those evaluation points instead of its own (e.g. (1.0,): the last checkpoint only)."""
     runs, seen = [], set()
     for path in paths:
         if not os.path.isdir(path):
@@ -178,6 +181,8 @@ def find_runs(paths: list[str]) -> list[Run]:
                     seen.add(os.path.realpath(root))
                     runs.append(run)
                     runs.extend(planned_runs(run))
+    if fractions:
+        runs = [dataclasses.replace(run, fractions=tuple(fractions)) for run in runs]
     return runs
 
 
@@ -228,6 +233,11 @@ class Group:
         if episodes != {50}:
             notes.append(f"{'/'.join(str(e) if e else '?' for e in sorted(episodes, key=str))} evaluation episodes "
                          "per task (paper 50)")
+        paper_points = paper_eval_steps(run.steps, int(run.config["train"]["updates_per_call"]),
+                                        paper["train"].get("eval_fractions", (0.8, 0.9, 1.0)))
+        if run.paper_steps != paper_points:
+            share = lambda steps: "/".join(f"{100 * s / run.steps:.0f}" for s in steps)
+            notes.append(f"scored at {share(run.paper_steps)}% of training (paper {share(paper_points)}%)")
         paper_seeds = 4 if env.startswith("visual-") else 8
         if len(self.scored) != paper_seeds:
             notes.append(f"{len(self.scored)} seeds (paper {paper_seeds})")
@@ -322,9 +332,11 @@ class Report:
     files: list[str]
 
 
-def build_report(paths: list[str], out_dir: str, *, figures: bool = True) -> Report:
-    """Reads the runs under ``paths`` and writes report.md, report.csv, report.tex and the figures."""
-    runs = find_runs(paths)
+def build_report(paths: list[str], out_dir: str, *, figures: bool = True,
+                 fractions: tuple[float, ...] | None = None) -> Report:
+    """Reads the runs under ``paths`` and writes report.md, report.csv, report.tex and the figures;
+    ``fractions``: score every run at these evaluation points (marked in the notes)."""
+    runs = find_runs(paths, fractions)
     if not runs:
         raise ConfigError(f"mqe report: no run directories (with a config.json) under {', '.join(paths)}")
     groups = group_runs(runs)
