@@ -26,6 +26,7 @@ TINY = {
     "sacbc": ["batch_size=16", "value_hidden_dims=16,16", "actor_hidden_dims=16,16", "nstep=5"],
     "cmd": ["batch_size=16", "latent_dim=16", "value_hidden_dims=16,16", "actor_hidden_dims=16,16"],
     "tmd": ["batch_size=16", "latent_dim=16", "value_hidden_dims=16,16", "actor_hidden_dims=16,16"],
+    "tra": ["batch_size=16", "latent_dim=16", "value_hidden_dims=16,16", "actor_hidden_dims=16,16"],
 }
 
 

@@ -21,6 +21,7 @@ from mqe.agents.mqe import MQEAgent, MQEConfig
 from mqe.agents.qrl import QRLAgent, QRLConfig
 from mqe.agents.sacbc import SACBCAgent, SACBCConfig
 from mqe.agents.tmd import TMDAgent, TMDConfig
+from mqe.agents.tra import TRAAgent, TRAConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,4 +42,5 @@ AGENTS: dict[str, AgentSpec] = {
     "sacbc": AgentSpec(SACBCAgent, SACBCConfig, "n-step SAC+BC: cross-entropy critic on n-step success targets"),
     "cmd": AgentSpec(CMDAgent, CMDConfig, "CMD: one MRN representation trained by binary NCE + DDPG+BC policy"),
     "tmd": AgentSpec(TMDAgent, TMDConfig, "TMD: contrastive MRN critic + invariance + one-step LINEX backup"),
+    "tra": AgentSpec(TRAAgent, TRAConfig, "TRA-g: phi(s), psi(s+) aligned by symmetric InfoNCE + BC policy on them"),
 }
