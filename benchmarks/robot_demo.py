@@ -25,6 +25,7 @@ It prints the success rate of each and the robot-side latency of its requests (p
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import time
 
@@ -93,10 +94,11 @@ def main() -> None:
                 np.zeros((len(frames), action_dim))}
     runs = dict(item.split("=", 1) for item in args.runs.split(",") if item)
     served, clients, latency = {}, {}, {}
-    try:
+    with contextlib.ExitStack() as stack:  # every server stopped and client closed, whatever happens
         for name, run in runs.items():
-            served[name] = ServedPolicy(run, "--max-batch", "1").__enter__()
+            served[name] = stack.enter_context(ServedPolicy(run, "--max-batch", "1"))
             clients[name] = PolicyClient(served[name].url)
+            stack.callback(clients[name].close)
             latency[name] = []
             print(f"{name}: {served[name].banner}")
 
@@ -122,11 +124,6 @@ def main() -> None:
         for name, times in latency.items():
             print(f"{name}: {len(times)} requests, latency p50 {np.percentile(times, 50):.1f} ms, "
                   f"p99 {np.percentile(times, 99):.1f} ms (robot side, HTTP included)")
-    finally:
-        for client in clients.values():
-            client.close()
-        for process in served.values():
-            process.__exit__(None, None, None)
 
 
 if __name__ == "__main__":

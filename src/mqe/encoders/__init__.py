@@ -5,7 +5,7 @@ import os
 
 from mqe.encoders.augment import AugmentedSampler, augment_batch, random_crop
 from mqe.encoders.compose import (GOAL_CONDITIONINGS, Encoded, FiLMGoalEncoded, GoalConcatEncoded, encoded,
-                                  goal_concat_encoded, goal_encoded)
+                                  encoder_settings_problem, goal_concat_encoded, goal_encoded)
 from mqe.encoders.impala import ENCODERS, ImpalaEncoder, feature_dim, is_resnet, make_encoder
 
 __all__ = ["ENCODERS", "GOAL_CONDITIONINGS", "AugmentedSampler", "Encoded", "FiLMGoalEncoded", "GoalConcatEncoded",
@@ -26,21 +26,6 @@ def check_encoder(agent_config, observation_shape: tuple[int, ...], source: str 
                          f"observations have shape {shape}; leave agent.encoder unset for state observations")
     if encoder is not None and encoder not in ENCODERS:
         raise ValueError(f"{source}: agent.encoder={encoder!r} is not an encoder; expected one of {sorted(ENCODERS)}")
-
-
-def encoder_settings_problem(agent_config) -> str | None:
-    """What is wrong with an agent config's encoder, goal_conditioning and encoder_weights together, if
-    anything (the agents' configs raise it)."""
-    encoder = getattr(agent_config, "encoder", None)
-    conditioning = getattr(agent_config, "goal_conditioning", "concat")
-    weights = getattr(agent_config, "encoder_weights", None)
-    if conditioning not in GOAL_CONDITIONINGS:
-        return f"goal_conditioning must be one of {GOAL_CONDITIONINGS}, got {conditioning!r}"
-    if conditioning == "film" and encoder is not None and not is_resnet(encoder):
-        return f"goal_conditioning=film needs a ResNet encoder (resnet34, resnet_debug), not {encoder!r}"
-    if weights and not is_resnet(encoder or ""):
-        return f"encoder_weights={weights!r} holds ResNet weights; it needs encoder=resnet34 (got {encoder!r})"
-    return None
 
 
 def read_encoder_weights(agent_config) -> dict | None:

@@ -16,6 +16,7 @@ encoder between networks (MQE, TMD: phi and psi) keep it as a network of its own
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import flax.linen as nn
@@ -64,18 +65,30 @@ class FiLMGoalEncoded(nn.Module):
 GOAL_CONDITIONINGS = ("concat", "film")
 
 
+def encoder_settings_problem(agent_config) -> str | None:
+    """What is wrong with an agent config's encoder, goal_conditioning and encoder_weights together, if
+    anything (the agents' configs raise it)."""
+    encoder = getattr(agent_config, "encoder", None)
+    conditioning = getattr(agent_config, "goal_conditioning", "concat")
+    weights = getattr(agent_config, "encoder_weights", None)
+    if conditioning not in GOAL_CONDITIONINGS:
+        return f"goal_conditioning must be one of {GOAL_CONDITIONINGS}, got {conditioning!r}"
+    if conditioning == "film" and encoder is not None and not is_resnet(encoder):
+        return f"goal_conditioning=film needs a ResNet encoder (resnet34, resnet_debug), not {encoder!r}"
+    if weights and not is_resnet(encoder or ""):
+        return f"encoder_weights={weights!r} holds ResNet weights; it needs encoder=resnet34 (got {encoder!r})"
+    return None
+
+
 def goal_encoded(encoder: str | None, conditioning: str, net: nn.Module) -> nn.Module:
     """``net`` for states; for images the goal enters by channel stacking (``concat``, OGBench) or by FiLM
     (``film``, ResNet encoders only)."""
+    problem = encoder_settings_problem(SimpleNamespace(encoder=encoder, goal_conditioning=conditioning))
+    if problem:
+        raise ValueError(problem)
     if encoder is None:
         return net
-    if conditioning == "film":
-        if not is_resnet(encoder):
-            raise ValueError(f"goal_conditioning=film needs a ResNet encoder (resnet34, resnet_debug), not {encoder!r}")
-        return FiLMGoalEncoded(encoder, net)
-    if conditioning != "concat":
-        raise ValueError(f"goal_conditioning must be one of {GOAL_CONDITIONINGS}, got {conditioning!r}")
-    return GoalConcatEncoded(encoder, net)
+    return FiLMGoalEncoded(encoder, net) if conditioning == "film" else GoalConcatEncoded(encoder, net)
 
 
 def encoded(encoder: str | None, net: nn.Module) -> nn.Module:
