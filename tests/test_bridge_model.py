@@ -118,13 +118,14 @@ def test_the_paper_bridge_preset_is_table_4_for_mqe_and_its_baselines():
 
 
 def test_a_bridge_model_trains_a_few_updates_on_frames(tmp_path):
-    """MQE with FiLM ResNet backbones through training's own compiled loop (tiny backbone and heads)."""
+    """A FiLM ResNet actor through training's own compiled loop (GCBC: one backbone, so a short compile; MQE's
+    backbones are built and loaded above, and its update is the contract test's)."""
     from mqe.train import train
 
     frames = _frames(24, size=16)
     dataset = Dataset.from_arrays(frames, np.random.default_rng(0).uniform(-1, 1, (24, 3)).astype(np.float32),
                                   (np.arange(24) % 8 == 7).astype(np.float32))
-    config = make_config("mqe", "none", ["encoder=resnet_debug", "goal_conditioning=film", "batch_size=4",
-                                         "train.steps=4", "train.updates_per_call=2", *TINY["mqe"]])
+    config = make_config("gcbc", "none", ["encoder=resnet_debug", "goal_conditioning=film", "batch_size=4",
+                                          "train.steps=4", "train.updates_per_call=2", *TINY["gcbc"]])
     result = train(config, dataset, str(tmp_path / "run"), progress=False)
     assert result.step == 4 and np.isfinite(result.train_metrics["total_loss"])
