@@ -981,6 +981,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning  # one line, no source excerpt (restored on exit)
+            # gymnasium says this of every OGBench environment it builds (float64 bounds stored as float32)
+            warnings.filterwarnings("ignore", message=".*precision lowered by casting to float32")
             return args.func(args)
     except (ConfigError, DatasetError, CheckpointError, RunDirBusy, FileNotFoundError) as exc:
         print(f"mqe: error: {exc}", file=sys.stderr)
