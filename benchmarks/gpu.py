@@ -59,6 +59,7 @@ from mqe.data.dataset import Dataset
 from mqe.provenance import collect
 from mqe.sampling import DeviceData
 from mqe.encoders import with_augmentation
+from mqe.planning.graph import PlannerConfig
 from mqe.train import chunk_dispatch, make_train_chunk, paper_eval_steps, stack, train_seeds
 from throughput import matmul_rate  # benchmarks/ (this script's folder is on sys.path)
 
@@ -183,13 +184,13 @@ SMALL_FILES = ("config.json", "train.csv", "train.jsonl", "provenance.jsonl")
 
 
 def copy_small_files(run_dir: str, out: str) -> None:
-    """The run's logs and evaluations (``eval_*.json``, ``final_eval.json``, ``planner_graph/``)."""
+    """The run's logs and evaluations (``eval_*.json``, ``final_eval.json``, ``planner_graph*/``)."""
     os.makedirs(out, exist_ok=True)
     for name in sorted(os.listdir(run_dir)):
         source = os.path.join(run_dir, name)
         if name in SMALL_FILES or (name.endswith(".json") and name.startswith(("eval_", "final_eval"))):
             shutil.copy2(source, out)
-        elif name == "planner_graph" and os.path.isdir(source):
+        elif name.startswith("planner_graph") and os.path.isdir(source):
             shutil.copytree(source, os.path.join(out, name), dirs_exist_ok=True)
 
 
@@ -233,7 +234,7 @@ def evaluate(args, name: str, agent: str, run_dirs: list[str], planner: bool, se
     record = {"dataset": name, "agent": agent, "planner": args.eval_planner if planner else "none",
               "status": status, "seconds": time.perf_counter() - start, "seeds": []}
     for run in run_dirs:
-        where = os.path.join(run, "planner_graph") if planner else run
+        where = os.path.join(run, PlannerConfig.from_overrides(args.planner_set).folder()) if planner else run
         entry = {"run": os.path.basename(run)}
         if os.path.exists(os.path.join(where, "final_eval.json")):
             entry["final"] = json.load(open(os.path.join(where, "final_eval.json")))

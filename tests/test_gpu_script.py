@@ -102,7 +102,8 @@ def test_gpu_script_tiny_run_without_a_simulator(tmp_path):
         assert not (run / "checkpoints").exists(), "only the compact policies travel back"
         # the evaluations travel back beside the policies
         assert json.loads((run / "final_eval.json").read_text())["evaluated_at"] == [100]
-        assert json.loads((run / "planner_graph" / "planner.json").read_text())["settings"]["landmarks"] == 16
+        assert json.loads((run / "planner_graph-landmarks=16,replan_every=100" / "planner.json").read_text())[
+            "settings"]["landmarks"] == 16
         policies = [s for s, _ in ckpt.list_checkpoints(str(run / "policies"), policies=True)]
         assert policies == ([80, 90, 100] if seed == 0 else []), "--export-seeds 1: seed 0's policies only"
     # The float16 policy acts like the full checkpoint it was made from.

@@ -146,3 +146,12 @@ def test_planner_overrides_parse_and_name_the_bad_key():
         PlannerConfig.from_overrides(["landmark=5"])
     with pytest.raises(PlannerError, match="landmarks takes a int, got 'many'"):
         PlannerConfig.from_overrides(["landmarks=many"])
+
+
+def test_each_setting_gets_its_own_results_folder():
+    """A tuning grid on the same checkpoints: the defaults in planner_graph/, other settings named."""
+    assert PlannerConfig().folder() == "planner_graph"
+    assert PlannerConfig.from_overrides(["max_edge=20", "landmarks=1000"]).folder() == \
+        "planner_graph-landmarks=1000,max_edge=20"
+    assert PlannerConfig(edge_power=1.5, max_edge=math.inf).folder() == "planner_graph-edge_power=1.5,max_edge=inf"
+    assert PlannerConfig(max_edge=50.0).folder() == "planner_graph"  # a default given explicitly

@@ -2,6 +2,7 @@
 marked everywhere, and the figures drawn by matplotlib for real."""
 
 import csv
+import dataclasses
 import io
 import json
 import math
@@ -141,3 +142,29 @@ def test_report_fractions_scores_the_last_checkpoint_and_says_so(tmp_path, capsy
     assert "scored at 100% of training (paper 80/90/100%)" in text
     with pytest.raises(SystemExit):
         main(["report", root, "--fractions", "0,1"])
+
+
+def test_planner_settings_on_the_same_checkpoints_are_columns_of_their_own(tmp_path):
+    """mqe eval --paper --planner graph with two max_edge values writes two folders; the report keeps the
+    plain evaluations and each setting apart."""
+    from mqe.planning.graph import PlannerConfig
+
+    small = ["train.steps=3000", "train.updates_per_call=100"]
+    root = str(tmp_path / "runs")
+    for seed in (0, 1):
+        run = _run(root, "qrl", "pointmaze-large-stitch-v0", seed, {2400: 0.2, 2700: 0.2, 3000: 0.2}, overrides=small)
+        for max_edge, rate in ((50.0, 0.6), (20.0, 0.4)):
+            config = PlannerConfig(max_edge=max_edge)
+            folder = os.path.join(run, config.folder())
+            os.makedirs(folder)
+            with open(os.path.join(folder, "planner.json"), "w") as f:
+                json.dump({"settings": {"name": "graph", **dataclasses.asdict(config)}}, f)
+            for step in (2400, 2700, 3000):
+                with open(os.path.join(folder, f"eval_{step}.json"), "w") as f:
+                    json.dump({"step": step, **{f"task{t}": rate + 0.1 * seed for t in range(1, 6)},
+                               "overall": rate + 0.1 * seed}, f)
+    report = build_report([root], str(tmp_path / "out"), figures=False)
+    scores = {g.label: round(g.summary()["overall"][0], 6) for g in report.groups}
+    assert len(scores) == 3 and sorted(scores.values()) == [20.0, 45.0, 65.0], scores  # plain, max_edge 20, 50
+    assert scores["qrl (planner=none)"] == 20.0
+    assert scores["qrl (planner=graph (K 500, uniform, power 1.0, max edge 20.0, radius 10.0, replan 10))"] == 45.0

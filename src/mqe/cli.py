@@ -259,10 +259,10 @@ def cmd_train(args) -> int:
         inner = _make_ogbench_evaluator(env, args.eval_episodes, not args.no_progress, args.eval_workers,
                                         batching=config.train.seed_batching, planner=planner)
         if planner is not None:
-            eval_dir = PLANNER_DIR
+            eval_dir = planner[1].folder()
             for run_dir in run_dirs.values():
                 _write_planner_settings(run_dir, planner[1])
-            print(f"evaluating with the graph planner ({planner[1]}); results in RUN/{PLANNER_DIR}/")
+            print(f"evaluating with the graph planner ({planner[1]}); results in RUN/{eval_dir}/")
         eval_steps = paper_eval_steps(config.train.steps, config.train.updates_per_call, config.train.eval_fractions)
         evaluator = lambda agents: inner(agents)[0]
         extra = f" (and every {config.train.eval_interval})" if config.train.eval_interval else ""
@@ -421,8 +421,9 @@ def _eval_paper(args) -> int:
         planner = _planner_spec(args, config)
         evaluator = _make_ogbench_evaluator(name, args.episodes, not args.no_progress, args.eval_workers, args.seed,
                                             batching=config.train.seed_batching, planner=planner)
-        # Planned evaluations live in RUN/planner_graph/ (settings in planner.json), beside the plain ones.
-        where = (lambda run: run) if planner is None else (lambda run: os.path.join(run, PLANNER_DIR))
+        # Planned evaluations live in RUN/planner_graph[-changed settings]/ (settings in planner.json), beside
+        # the plain ones and those with other settings.
+        where = (lambda run: run) if planner is None else (lambda run: os.path.join(run, planner[1].folder()))
         if planner is not None:
             for run, _ in members:
                 _write_planner_settings(run, planner[1])
@@ -456,13 +457,11 @@ def _eval_paper(args) -> int:
     return 0
 
 
-PLANNER_DIR = "planner_graph"
-
-
 def _write_planner_settings(run_dir: str, planner_config) -> None:
-    """RUN/planner_graph/planner.json; a folder holding other settings' evaluations is not mixed into."""
+    """RUN/<planner_config.folder()>/planner.json; a folder holding other settings' evaluations is not mixed
+    into."""
     settings = {"name": "graph", **dataclasses.asdict(planner_config)}
-    path = os.path.join(run_dir, PLANNER_DIR, "planner.json")
+    path = os.path.join(run_dir, planner_config.folder(), "planner.json")
     os.makedirs(os.path.dirname(path), exist_ok=True)
     if os.path.exists(path):
         with open(path) as f:
@@ -795,7 +794,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-workers", type=int, default=os.cpu_count() or 1,
                    help="processes that step the evaluation environments (default: one per CPU core; 0 = in this process)")
     _common_train_args(p, default_preset=None)
-    _planner_args(p, "evaluations during training then go to RUN/planner_graph/")
+    _planner_args(p, "evaluations during training then go to RUN/planner_graph/ (with the changed settings in "
+                      "the name: planner_graph-max_edge=20)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("config", help="print the settings a run would get (per-dataset values with their sources)")
@@ -830,7 +830,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--video", nargs="?", const="", metavar="DIR",
                    help="also record the first episode of each task, one mp4 per task (default DIR: "
                         "RUN/videos_<step>; needs imageio-ffmpeg, rendering uses MUJOCO_GL=egl)")
-    _planner_args(p, "results go to reeval_<step>_planner-graph.json, or with --paper to RUN/planner_graph/")
+    _planner_args(p, "results go to reeval_<step>_planner-graph.json, or with --paper to RUN/planner_graph/ (with the "
+                      "changed settings in the name: planner_graph-max_edge=20)")
     p.add_argument("--dataset-dir", help="where the run's training data is (the planner's landmarks come from it)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_eval)

@@ -76,6 +76,15 @@ class PlannerConfig:
             if not ok:
                 raise PlannerError(f"planner: {message}")
 
+    def folder(self) -> str:
+        """The run's folder for evaluations with these settings: ``planner_graph`` for the defaults, else
+        the changed settings in its name (``planner_graph-landmarks=1000,max_edge=20``), so evaluations of
+        the same checkpoints with other settings (a tuning grid) sit side by side."""
+        changed = [f"{f.name}={getattr(self, f.name):g}" if isinstance(f.default, float) else
+                   f"{f.name}={getattr(self, f.name)}"
+                   for f in dataclasses.fields(self) if getattr(self, f.name) != f.default]
+        return "planner_graph" + ("-" + ",".join(changed) if changed else "")
+
     @classmethod
     def from_overrides(cls, overrides: list[str]) -> "PlannerConfig":
         """``["landmarks=1000", "edge_power=1.5"]`` -> PlannerConfig, with errors that name the key."""
