@@ -94,7 +94,9 @@ def main() -> None:
                 np.zeros((len(frames), action_dim))}
     runs = dict(item.split("=", 1) for item in args.runs.split(",") if item)
     served, clients, latency = {}, {}, {}
-    with contextlib.ExitStack() as stack:  # every server stopped and client closed, whatever happens
+    with contextlib.ExitStack() as stack:  # every server stopped, client and environment closed, whatever happens
+        for env in envs:
+            stack.callback(env.close)
         for name, run in runs.items():
             served[name] = stack.enter_context(ServedPolicy(run, "--max-batch", "1"))
             clients[name] = PolicyClient(served[name].url)

@@ -155,3 +155,21 @@ def test_mqe_train_on_an_rlds_folder(tmp_path, capsys):
     write_numpy_episodes(episodes[:2], str(tmp_path / "numpy"))
     assert main(["train", "--dataset", str(tmp_path / "numpy"), "--image-key", "x", "--run-dir", str(tmp_path / "r3")]) == 2
     assert "--image-key name RLDS features; this folder is not an RLDS/TFDS dataset" in capsys.readouterr().err
+
+
+def test_non_finite_values_and_one_step_episodes_are_refused(tmp_path):
+    """A NaN action would make a normalisation bound NaN, and every action the server sends NaN."""
+    source = make_rlds_fixture.fixture_episodes()
+    episodes = [{"images": e["image_0"], "actions": e["action"].copy(), "proprio": e["state"]} for e in source]
+    episodes[1]["actions"][2, 0] = np.nan
+    write_rlds(episodes, str(tmp_path / "nan"))
+    with pytest.raises(DatasetError, match="'action' holds NaN or infinity \\(first at step 2\\)"):
+        read_episodes(str(tmp_path / "nan" / "mqe_robot"))
+    short = [{k: v[:1] for k, v in episodes[0].items()}]
+    write_rlds(short, str(tmp_path / "short"))
+    with pytest.raises(DatasetError, match="1 step\\(s\\); an episode needs at least 2"):
+        read_episodes(str(tmp_path / "short" / "mqe_robot"))
+    with pytest.raises(ValueError, match="the actions hold NaN or infinity"):
+        ActionNormalization.fit(episodes[1]["actions"])
+    with pytest.raises(ValueError, match="low and high must be finite"):
+        ActionNormalization.from_dict({"kind": "q01-q99", "low": [0.0, float("nan")], "high": [1.0, 1.0]})

@@ -205,3 +205,46 @@ def test_serve_names_a_missing_run(tmp_path, capsys):
     assert main(["serve", str(tmp_path / "nowhere")]) == 2
     assert "nowhere: no such run directory or checkpoint" in capsys.readouterr().err
     assert os.path.exists(tmp_path)
+
+
+def test_the_client_recovers_after_a_timeout():
+    """A timed-out request leaves its connection mid-request; the next call must open a new one (a robot's
+    control loop retries)."""
+    import http.server
+    import time
+
+    calls = []
+
+    class SlowOnce(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self):
+            calls.append(self.path)
+            if len(calls) == 1:
+                time.sleep(1.5)  # longer than the client's timeout
+            body = json.dumps({"status": "ok"}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), SlowOnce)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        with PolicyClient(f"http://127.0.0.1:{httpd.server_address[1]}", timeout=0.5) as client:
+            with pytest.raises(TimeoutError):
+                client.request("GET", "/health")
+            assert client.request("GET", "/health") == (200, {"status": "ok"})
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_a_server_that_cannot_start_is_reported_with_its_error(tmp_path):
+    with pytest.raises(RuntimeError, match="mqe serve did not start(.|\n)*nowhere: no such run directory"):
+        with ServedPolicy(str(tmp_path / "nowhere")):
+            pass

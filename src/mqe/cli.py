@@ -124,9 +124,11 @@ def _resolve_training_data(args) -> tuple[str, str]:
 
 
 def _make_ogbench_evaluator(name: str, episodes: int, progress: bool, workers: int, seed: int = 0,
-                            batching: str = "auto", video_dir: str | None = None, planner=None):
+                            batching: str = "auto", video_dir: str | None = None, planner=None,
+                            normalization=None):
     """``evaluator(agents) -> (rates per seed, successes (seeds, tasks, episodes))`` on a dataset's
-    environment, for agent states stacked on a leading seed axis (``mqe.train.stack``).
+    environment, for agent states stacked on a leading seed axis (``mqe.train.stack``). ``normalization``
+    (a robot run's ``ActionNormalization``): the policy's actions are mapped back to the environment's units.
 
     All seeds' episodes step side by side with one policy call per environment step (the seeds batched
     as ``batching``, see ``mqe.train.over_seeds``); every seed gets the episodes a single-seed
@@ -154,6 +156,9 @@ def _make_ogbench_evaluator(name: str, episodes: int, progress: bool, workers: i
                 return out.reshape(-1, out.shape[-1])
             act = jax.jit(act)
         policy = lambda o, g: np.asarray(act(np.asarray(o, np.float32), np.asarray(g, np.float32)))
+        if normalization is not None:
+            normalized_policy = policy
+            policy = lambda o, g: normalization.denormalize(normalized_policy(o, g))
         planned = None
         if planner is not None:
             from mqe.planning import GraphPlanner, PlannedPolicy, select_landmarks, steps_functions
@@ -257,7 +262,8 @@ def cmd_train(args) -> int:
         raise ConfigError("--planner acts at evaluation; this run has no evaluation environment (--env) or episodes")
     if env and args.eval_episodes > 0:
         inner = _make_ogbench_evaluator(env, args.eval_episodes, not args.no_progress, args.eval_workers,
-                                        batching=config.train.seed_batching, planner=planner)
+                                        batching=config.train.seed_batching, planner=planner,
+                                        normalization=normalization)
         if planner is not None:
             eval_dir = planner[1].folder()
             for run_dir in run_dirs.values():
@@ -370,7 +376,8 @@ def cmd_eval(args) -> int:
         _check_video_writer()
     planner = _planner_spec(args, model.config)
     evaluator = _make_ogbench_evaluator(name, args.episodes, not args.no_progress, args.eval_workers, args.seed,
-                                        video_dir=video_dir, planner=planner)
+                                        video_dir=video_dir, planner=planner,
+                                        normalization=_action_normalization(run_dir))
     results, outcomes = evaluator(stack([model.agent]))
     result, outcomes = results[0], outcomes[0]
     suffix = "" if planner is None else "_planner-graph"
@@ -420,7 +427,8 @@ def _eval_paper(args) -> int:
                                  args.fractions or config.train.eval_fractions)
         planner = _planner_spec(args, config)
         evaluator = _make_ogbench_evaluator(name, args.episodes, not args.no_progress, args.eval_workers, args.seed,
-                                            batching=config.train.seed_batching, planner=planner)
+                                            batching=config.train.seed_batching, planner=planner,
+                                            normalization=_action_normalization(members[0][0]))
         # Planned evaluations live in RUN/planner_graph[-changed settings]/ (settings in planner.json), beside
         # the plain ones and those with other settings.
         where = (lambda run: run) if planner is None else (lambda run: os.path.join(run, planner[1].folder()))
@@ -455,6 +463,13 @@ def _eval_paper(args) -> int:
         mean, se = mean_and_se(finals)
         print(f"success rate over {len(finals)} runs: {mean:.1%} ± {se:.1%} (standard error)")
     return 0
+
+
+def _action_normalization(run_dir: str):
+    """A robot run's action statistics (its policy acts in [-1, 1]), or None."""
+    from mqe.data.robot import ActionNormalization
+
+    return ActionNormalization.load(run_dir)
 
 
 def _write_planner_settings(run_dir: str, planner_config) -> None:

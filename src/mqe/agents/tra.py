@@ -4,8 +4,10 @@ baseline (section 5.2, appendix C.1: "two separate encoders phi, psi ... aligned
 Representations phi_e(s) and psi_e(x) (E members, latent D), aligned over all pairs of the batch with the
 future state s+_j = s_{t+k}, k ~ Geom(1 - gamma) (TRA's Algorithm 1):
   l_ij  = phi_e(s_i) . psi_e(s+_j) / sqrt(D)
-  L_NCE = mean_e [ -mean_i log softmax_j(l)_ii  -  mean_j log softmax_i(l)_jj ]   (rows and columns)
+  L_NCE = mean_e [ -mean_i log softmax_j(l)_ii  -  mean_j log softmax_i(l)_jj ] / B   (rows and columns)
         + repr_reg (mean phi^2 + mean psi^2)
+The 1/B is TRA's code: it averages the masked log-softmax over all B x B pairs, not over the B positives
+(the paper's per-sample NCE), so its ``alignment`` weight is on that scale; ours is the same.
 The policy reads the representations (TRA's OGBench code: pi(a | phi(s), psi(g)), members averaged) and
 learns by behaviour cloning alone, towards actor goals g (uniform future states):
   L_BC  = -mean log pi(a | phi(s), psi(g))
@@ -42,7 +44,7 @@ class TRAConfig:
     ensemble_size: int = 2  # independent (phi_e, psi_e) pairs; the policy reads their mean
     discount: float = 0.99  # gamma: the future state s+ = s_{t+k}, k ~ Geom(1 - gamma)
     repr_reg: float = 1e-6  # weight of mean phi^2 + mean psi^2
-    alignment: float = 1.0  # weight of L_NCE against L_BC
+    alignment: float = 1.0  # weight of L_NCE (averaged over all B x B pairs, as TRA's code) against L_BC
     policy_std: float = 1.0  # constant std of the Gaussian policy
     actor_p_randomgoal: float = 0.0  # actor goals: random state (else uniform future)
     learning_rate: float = 3e-4  # Adam
@@ -85,7 +87,8 @@ class TRAAgent(AgentState):
         phi = self.phi(params, batch["observations"])  # (E, B, D)
         psi = self.psi(params, batch["value_goals"])  # s+: geometric future states
         logits = jnp.einsum("eid,ejd->eij", phi, psi) / math.sqrt(self.config.latent_dim)
-        nce = losses.infonce_loss(logits, axis=-1) + losses.infonce_loss(logits, axis=-2)
+        batch = logits.shape[-1]  # TRA's code averages over all B x B pairs: the per-sample NCE / B
+        nce = (losses.infonce_loss(logits, axis=-1) + losses.infonce_loss(logits, axis=-2)) / batch
         reg = self.config.repr_reg * (jnp.mean(phi ** 2) + jnp.mean(psi ** 2))
         accuracy = jnp.mean(jnp.argmax(logits, axis=-1) == jnp.arange(logits.shape[-1]))
         loss = self.config.alignment * nce + reg

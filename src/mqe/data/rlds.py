@@ -382,6 +382,8 @@ def _episode(example, where, image, image_spec, action, action_spec, proprio, pr
         raise DatasetError(f"{where}: {image!r} frames are {None if frames is None else frames.shape[1:]}, "
                            f"features.json says {image_spec[2]}")
     steps = len(frames)
+    if steps < 2:
+        raise DatasetError(f"{where}: {steps} step(s); an episode needs at least 2 (a transition)")
     episode = {"images": frames, "actions": _tensor(get(action, "float"), steps, action_spec, where, action)}
     if proprio is not None:
         episode["proprio"] = _tensor(get(proprio, "float"), steps, proprio_spec, where, proprio)
@@ -393,7 +395,11 @@ def _tensor(values: np.ndarray, steps: int, spec: tuple, where: str, name: str) 
     size = int(np.prod(shape)) if shape else 1
     if len(values) != steps * size:
         raise DatasetError(f"{where}: {name!r} holds {len(values)} values for {steps} steps of shape {shape}")
-    return np.asarray(values, np.float32).reshape(steps, size)
+    values = np.asarray(values, np.float32).reshape(steps, size)
+    if not np.isfinite(values).all():
+        step = int(np.flatnonzero(~np.isfinite(values).all(axis=1))[0])
+        raise DatasetError(f"{where}: {name!r} holds NaN or infinity (first at step {step})")
+    return values
 
 
 def _feature(kind: str, **spec) -> dict:

@@ -45,6 +45,8 @@ class ActionNormalization:
     @classmethod
     def fit(cls, actions: np.ndarray) -> "ActionNormalization":
         actions = np.asarray(actions, np.float64)
+        if not np.isfinite(actions).all():  # one NaN would make a bound NaN, and every served action NaN
+            raise ValueError("action normalisation: the actions hold NaN or infinity")
         low, high = np.percentile(actions, 1, axis=0), np.percentile(actions, 99, axis=0)
         return cls(tuple(map(float, low)), tuple(map(float, high)))
 
@@ -73,6 +75,8 @@ class ActionNormalization:
     def from_dict(cls, data: dict, source: str = "action normalisation") -> "ActionNormalization":
         if data.get("kind") != "q01-q99" or len(data.get("low", ())) != len(data.get("high", ())) or not data.get("low"):
             raise ValueError(f"{source}: expected {{kind: q01-q99, low: [...], high: [...]}} of equal lengths, got {data}")
+        if not all(np.isfinite(float(v)) for v in (*data["low"], *data["high"])):
+            raise ValueError(f"{source}: low and high must be finite numbers, got {data}")
         return cls(tuple(map(float, data["low"])), tuple(map(float, data["high"])))
 
     def save(self, run_dir: str) -> str:

@@ -70,6 +70,9 @@ class PolicyClient:
                 self.close()
                 if attempt:
                     raise
+            except BaseException:  # e.g. a timeout: the connection is mid-request, unusable; the next call reconnects
+                self.close()
+                raise
         raise AssertionError("unreachable")
 
     def close(self) -> None:
