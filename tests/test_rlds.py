@@ -173,3 +173,13 @@ def test_non_finite_values_and_one_step_episodes_are_refused(tmp_path):
         ActionNormalization.fit(episodes[1]["actions"])
     with pytest.raises(ValueError, match="low and high must be finite"):
         ActionNormalization.from_dict({"kind": "q01-q99", "low": [0.0, float("nan")], "high": [1.0, 1.0]})
+
+
+def test_a_protobuf_field_that_runs_past_its_message_is_named(tmp_path):
+    folder = _copy_fixture(tmp_path)
+    shard = folder / "tiny_robot-train.tfrecord-00000-of-00001"
+    records = list(read_records(str(shard)))
+    cut = records[0][:-7]  # the last field's length now points past the end of the message
+    shard.write_bytes(frame_record(cut) + b"".join(frame_record(r) for r in records[1:]))
+    with pytest.raises(DatasetError, match="runs past the end"):
+        read_rlds(str(folder))

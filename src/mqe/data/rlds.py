@@ -124,6 +124,8 @@ def _varint(data: bytes, offset: int) -> tuple[int, int]:
         if not byte & 0x80:
             return value, offset
         shift += 7
+        if shift >= 70:  # ten bytes hold any 64-bit value
+            raise ValueError("varint longer than 10 bytes")
 
 
 def _fields(data: bytes) -> Iterator[tuple[int, int, object]]:
@@ -134,16 +136,18 @@ def _fields(data: bytes) -> Iterator[tuple[int, int, object]]:
         field, wire = key >> 3, key & 7
         if wire == 0:
             value, offset = _varint(data, offset)
-        elif wire == 2:
+            yield field, wire, value
+            continue
+        if wire == 2:
             length, offset = _varint(data, offset)
-            value, offset = data[offset:offset + length], offset + length
-        elif wire == 5:
-            value, offset = data[offset:offset + 4], offset + 4
-        elif wire == 1:
-            value, offset = data[offset:offset + 8], offset + 8
+        elif wire in (1, 5):
+            length = 8 if wire == 1 else 4
         else:
             raise ValueError(f"wire type {wire} is not used by tf.train.Example")
-        yield field, wire, value
+        if offset + length > len(data):
+            raise ValueError(f"field {field} runs past the end of its message")
+        yield field, wire, data[offset:offset + length]
+        offset += length
 
 
 def _signed(value: int) -> int:
@@ -186,6 +190,8 @@ def _parse_feature(feature: bytes) -> tuple[str, object]:
             parts = []
             for f, wire, v in _fields(body):
                 if f == 1:
+                    if wire not in (2, 5):
+                        raise ValueError(f"a float_list value has wire type {wire}, expected 2 or 5")
                     parts.append(np.frombuffer(v, "<f4"))
             return "float", np.concatenate(parts) if parts else np.zeros(0, np.float32)
         if kind == 3:

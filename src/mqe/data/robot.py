@@ -103,8 +103,8 @@ def read_numpy_episode(path: str) -> dict[str, np.ndarray]:
     try:
         with np.load(path) as f:
             episode = {k: f[k] for k in f.files}
-    except (OSError, ValueError) as exc:
-        raise DatasetError(f"{path}: not a readable .npz episode ({exc})") from None
+    except Exception as exc:  # a damaged zip, a plain .npy under an .npz name, ...: all name the file
+        raise DatasetError(f"{path}: not a readable .npz episode ({type(exc).__name__}: {exc})") from None
     for key in ("images", "actions"):
         if key not in episode:
             raise _fail(path, key, f"is missing; an episode holds images, actions[, proprio] (found {sorted(episode)})")

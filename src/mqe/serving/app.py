@@ -176,6 +176,8 @@ def serve(run: str, *, host: str = "127.0.0.1", port: int = 8000, max_batch: int
 
     async def startup(sockets=None):
         await original_startup(sockets=sockets)
+        if server.should_exit:  # startup failed (uvicorn logged why): no banner, so no one takes it as up
+            return
         print(f"serving {model.config.agent_name} (step {model.step}, observation {policy.observation_shape} "
               f"{policy.dtype}, {model.action_dim} actions) at http://{host}:{bound} "
               f"(compiled {len(policy.sizes)} batch sizes up to {max_batch} in {seconds:.1f} s)", flush=True)

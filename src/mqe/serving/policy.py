@@ -146,9 +146,9 @@ class MicroBatcher:
             group = [item for item in group if not item[2].cancelled()]  # clients that hung up
             if not group:
                 continue
-            observations = np.concatenate([o for o, _, _ in group])
-            goals = np.concatenate([g for _, g, _ in group])
-            try:
+            try:  # inside: a failure here must reach the waiting requests, not end this loop
+                observations = np.concatenate([o for o, _, _ in group])
+                goals = np.concatenate([g for _, g, _ in group])
                 actions = await loop.run_in_executor(self.executor, self.policy.act, observations, goals)
             except Exception as exc:  # the model failed: every waiting request gets the error, the server stays up
                 for _, _, future in group:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 from typing import Any
 
 import numpy as np
@@ -49,7 +50,7 @@ def decode_array(value: Any, field: str) -> np.ndarray:
             raw = base64.b64decode(data, validate=True)
         except (binascii.Error, ValueError):
             raise RequestError(field, "data is not valid base64") from None
-        expected = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+        expected = math.prod(shape) * np.dtype(dtype).itemsize  # Python ints: a huge shape cannot wrap around
         if len(raw) != expected:
             raise RequestError(field, f"data holds {len(raw)} bytes; shape {shape} of {dtype} needs {expected}")
         return np.frombuffer(raw, dtype=dtype).reshape(shape)
