@@ -183,3 +183,12 @@ def test_a_protobuf_field_that_runs_past_its_message_is_named(tmp_path):
     shard.write_bytes(frame_record(cut) + b"".join(frame_record(r) for r in records[1:]))
     with pytest.raises(DatasetError, match="runs past the end"):
         read_rlds(str(folder))
+
+
+def test_the_writer_refuses_episodes_that_one_features_file_cannot_describe(tmp_path):
+    source = make_rlds_fixture.fixture_episodes()
+    episodes = [{"images": e["image_0"], "actions": e["action"]} for e in source]
+    episodes[2] = {"images": episodes[2]["images"][:, :8], "actions": episodes[2]["actions"]}
+    with pytest.raises(ValueError, match="episode 2 has frames \\(8, 16, 3\\)"):
+        write_rlds(episodes, str(tmp_path / "data"))
+    assert not (tmp_path / "data").exists()  # nothing written

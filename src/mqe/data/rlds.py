@@ -440,10 +440,20 @@ def write_rlds(episodes: Sequence[dict[str, np.ndarray]], path: str, *, name: st
         raise ValueError(f"image_format must be png (lossless) or jpeg, got {image_format!r}")
     if not episodes:
         raise ValueError("write_rlds: no episodes")
-    folder = os.path.join(path, name, version)
-    os.makedirs(folder, exist_ok=True)
     first = episodes[0]
     frame_shape, action_dim = first["images"].shape[1:], first["actions"].shape[1]
+    for i, ep in enumerate(episodes):  # one features.json describes them all: check before writing anything
+        if (ep["images"].shape[1:] != frame_shape or ep["actions"].shape[1:] != (action_dim,)
+                or ("proprio" in ep) != ("proprio" in first)
+                or ("proprio" in ep and ep["proprio"].shape[1:] != first["proprio"].shape[1:])):
+            raise ValueError(f"write_rlds: episode {i} has frames {ep['images'].shape[1:]}, actions "
+                             f"{ep['actions'].shape[1:]}{', proprio' if 'proprio' in ep else ''}; episode 0 has "
+                             f"frames {frame_shape}, actions ({action_dim},){', proprio' if 'proprio' in first else ''}")
+    folder = os.path.join(path, name, version)
+    os.makedirs(folder, exist_ok=True)
+    info = os.path.join(folder, "dataset_info.json")
+    if os.path.exists(info):  # rewriting: until the new one is written, the folder must not look complete
+        os.remove(info)
     step_features = {
         "observation": _dict({"image_0": _feature("image", shape=frame_shape, encoding=image_format),
                               **({"state": _feature("tensor", shape=(first["proprio"].shape[1],), dtype="float32")}
