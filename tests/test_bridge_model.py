@@ -17,7 +17,8 @@ from test_resnet import torchvision_resnet34_state
 
 DEBUG = dict(stages=(1, 1, 1, 1), widths=(4, 4, 8, 8))  # resnet_debug's layout
 TINY = {"mqe": ["latent_dim=16", "encoder_hidden_dims=16", "actor_hidden_dims=16"],
-        "gcbc": ["actor_hidden_dims=16"], "gciql": ["actor_hidden_dims=16", "value_hidden_dims=16"]}
+        "gcbc": ["actor_hidden_dims=16"], "gciql": ["actor_hidden_dims=16", "value_hidden_dims=16"],
+        "tra": ["latent_dim=16", "value_hidden_dims=16", "actor_hidden_dims=16"]}
 
 
 def _frames(n, seed=0, size=32):
@@ -43,7 +44,7 @@ def test_film_starts_as_the_identity_and_then_lets_the_goal_steer_the_features()
     assert not np.allclose(a, b, atol=1e-4)  # another goal, other features of the same observation
 
 
-@pytest.mark.parametrize("agent", ["mqe", "gciql"])  # GCBC's one backbone is the actor's, as here
+@pytest.mark.parametrize("agent", ["mqe", "gciql", "tra"])  # GCBC's one backbone is the actor's, as here
 def test_imagenet_weights_go_into_every_backbone_and_training_starts_from_them(tmp_path, agent):
     state = torchvision_resnet34_state(seed=3, **DEBUG)
     path = str(tmp_path / "resnet.npz")
@@ -70,10 +71,13 @@ def test_imagenet_weights_go_into_every_backbone_and_training_starts_from_them(t
     walk(getattr(agent_state, "target_params", {}), "target_params")
     expected = {"mqe": ["params/actor/encoder", "params/encoder"], "gcbc": ["params/actor/encoder"],
                 "gciql": ["params/actor/encoder", "params/critic/encoder", "params/value/encoder",
-                          "target_params/critic/encoder"]}[agent]
+                          "target_params/critic/encoder"],
+                "tra": ["params/actor/encoder", "params/phi/encoder", "params/psi/encoder"]}[agent]
     assert sorted(backbones) == expected  # actor and critic not shared (paper C.1); targets too
-    actor = agent_state.params["actor"]["encoder"]  # FiLMGoalEncoded: one backbone, a 3-channel stem
+    actor = agent_state.params["actor"]["encoder"]  # FiLM: one backbone, a 3-channel stem
     assert "film4_0" in actor and actor["conv1"]["kernel"].shape[2] == 3
+    actions = agent_state.sample_actions(frames[:2], frames[2:4])  # the policy's own path through FiLM
+    assert actions.shape == (2, 2) and np.all(np.isfinite(np.asarray(actions)))
     # Without the file, the same config starts elsewhere: the weights were really loaded.
     fresh, _ = initial_state(make_config(agent, "none", ["encoder=resnet_debug", "goal_conditioning=film",
                                                          "batch_size=4", *TINY[agent]]), dataset)
@@ -108,7 +112,7 @@ def test_the_paper_bridge_preset_is_table_4_for_mqe_and_its_baselines():
     assert (mqe.num_components, mqe.gamma, mqe.waypoint_discount, mqe.next_state_prob) == (8, 0.98, 0.95, 0.2)
     assert (mqe.batch_size, mqe.encoder, mqe.goal_conditioning) == (128, "resnet34", "film")
     assert make_config("mqe", "paper-bridge").train.steps == 500_000
-    for name in ("gcbc", "gciql"):
+    for name in ("gcbc", "gciql", "tra"):  # TRA-g: its actor's own ResNet, FiLM by psi(g) (C.1)
         config = make_config(name, "paper-bridge")
         assert (config.agent.batch_size, config.agent.encoder, config.agent.goal_conditioning,
                 config.agent.actor_hidden_dims) == (128, "resnet34", "film", (256, 256, 256))

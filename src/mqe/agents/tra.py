@@ -8,8 +8,11 @@ future state s+_j = s_{t+k}, k ~ Geom(1 - gamma) (TRA's Algorithm 1):
         + repr_reg (mean phi^2 + mean psi^2)
 The 1/B is TRA's code: it averages the masked log-softmax over all B x B pairs, not over the B positives
 (the paper's per-sample NCE), so its ``alignment`` weight is on that scale; ours is the same.
-The policy reads the representations (TRA's OGBench code: pi(a | phi(s), psi(g)), members averaged) and
-learns by behaviour cloning alone, towards actor goals g (uniform future states):
+The policy reads the representations (TRA's OGBench code: pi(a | phi(s), psi(g)), members averaged); with
+image observations and ``goal_conditioning=film`` it has a ResNet of its own that encodes s modulated by
+psi(g) through FiLM, pi(a | f(s; psi(g))) (the MQE paper's Bridge TRA-g, appendix C.1: "FiLM to embed the
+learned goal representation into the actor", after Myers et al. 2025a). It learns by behaviour cloning
+alone, towards actor goals g (uniform future states):
   L_BC  = -mean log pi(a | phi(s), psi(g))
 with no stop-gradient: the BC gradient shapes phi and psi too (as in TRA's code). The language branch of
 TRA (xi(l) and its alignment) drops out: MQE's comparison uses goal images only.
@@ -27,7 +30,7 @@ import jax.numpy as jnp
 
 from mqe import losses
 from mqe.agents.common import AgentState, future_goal_sampler
-from mqe.encoders import encoded, encoder_settings_problem
+from mqe.encoders import FiLMConditioned, encoded, encoder_settings_problem
 from mqe.networks import EnsembleMLP, GaussianPolicy
 from mqe.sampling import GoalSamplerConfig
 
@@ -49,6 +52,7 @@ class TRAConfig:
     actor_p_randomgoal: float = 0.0  # actor goals: random state (else uniform future)
     learning_rate: float = 3e-4  # Adam
     encoder: str | None = None  # image encoder for phi and psi each (mqe.encoders.ENCODERS); None for states
+    goal_conditioning: str = "concat"  # images: concat, the policy reads (phi(s), psi(g)); film, its own ResNet on s, FiLM by psi(g)
     crop_prob: float = 0.0  # random-crop augmentation probability per batch (pixels only)
     encoder_weights: str | None = None  # ResNet encoders: torchvision/timm ResNet-34 weights for every backbone
 
@@ -69,13 +73,19 @@ class TRAAgent(AgentState):
     def build_networks(c, action_dim):
         representation = lambda: encoded(c.encoder, EnsembleMLP(c.value_hidden_dims, c.latent_dim, c.ensemble_size,
                                                                 c.layer_norm))
+        actor = GaussianPolicy(c.actor_hidden_dims, action_dim)
         return {"phi": representation(), "psi": representation(),
-                "actor": GaussianPolicy(c.actor_hidden_dims, action_dim)}
+                "actor": FiLMConditioned(c.encoder, actor) if TRAAgent.film(c) else actor}
+
+    @staticmethod
+    def film(config) -> bool:
+        """The policy's own ResNet, FiLM-conditioned on psi(g) (image observations only)."""
+        return config.encoder is not None and config.goal_conditioning == "film"
 
     @staticmethod
     def example_inputs(obs, act, config):
         latent = jnp.zeros((obs.shape[0], config.latent_dim))
-        return {"phi": (obs,), "psi": (obs,), "actor": (latent, latent)}
+        return {"phi": (obs,), "psi": (obs,), "actor": (obs if TRAAgent.film(config) else latent, latent)}
 
     def phi(self, params, observations):
         return self.networks["phi"].apply({"params": params["phi"]}, observations)
@@ -97,10 +107,10 @@ class TRAAgent(AgentState):
                       "alignment/logits_all": jnp.mean(logits)}
 
     def policy_mean(self, params, observations, goals):
-        """mu(mean_e phi_e(s), mean_e psi_e(g))."""
-        rep_s = jnp.mean(self.phi(params, observations), axis=0)
+        """mu(mean_e phi_e(s), mean_e psi_e(g)); with FiLM, mu(f(s; mean_e psi_e(g)))."""
         rep_g = jnp.mean(self.psi(params, goals), axis=0)
-        return self.networks["actor"].apply({"params": params["actor"]}, rep_s, rep_g)
+        first = observations if self.film(self.config) else jnp.mean(self.phi(params, observations), axis=0)
+        return self.networks["actor"].apply({"params": params["actor"]}, first, rep_g)
 
     def actor_loss(self, params, batch):
         mean = self.policy_mean(params, batch["observations"], batch["actor_goals"])

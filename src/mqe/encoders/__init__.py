@@ -4,12 +4,12 @@ networks, and random-crop augmentation inside the compiled step. Depends on noth
 import os
 
 from mqe.encoders.augment import AugmentedSampler, augment_batch, random_crop
-from mqe.encoders.compose import (GOAL_CONDITIONINGS, Encoded, FiLMGoalEncoded, GoalConcatEncoded, encoded,
-                                  encoder_settings_problem, goal_concat_encoded, goal_encoded)
+from mqe.encoders.compose import (GOAL_CONDITIONINGS, Encoded, FiLMConditioned, FiLMGoalEncoded, GoalConcatEncoded,
+                                  encoded, encoder_settings_problem, goal_concat_encoded, goal_encoded)
 from mqe.encoders.impala import ENCODERS, ImpalaEncoder, feature_dim, is_resnet, make_encoder
 
-__all__ = ["ENCODERS", "GOAL_CONDITIONINGS", "AugmentedSampler", "Encoded", "FiLMGoalEncoded", "GoalConcatEncoded",
-           "ImpalaEncoder", "augment_batch", "feature_dim", "check_encoder", "encoded", "goal_concat_encoded",
+__all__ = ["ENCODERS", "GOAL_CONDITIONINGS", "AugmentedSampler", "Encoded", "FiLMConditioned", "FiLMGoalEncoded",
+           "GoalConcatEncoded", "ImpalaEncoder", "augment_batch", "feature_dim", "check_encoder", "encoded", "goal_concat_encoded",
            "goal_encoded", "encoder_settings_problem", "is_resnet", "load_encoder_weights", "read_encoder_weights", "make_encoder", "random_crop", "with_augmentation"]
 
 

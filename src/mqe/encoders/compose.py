@@ -5,6 +5,7 @@
 - ``GoalConcatEncoded(encoder, net)``: net(f([s; g]), None, *rest). Observation and goal images are
   stacked along the channel axis (6 channels for RGB) and encoded together, as OGBench's actors and
   GCIVL/GCIQL values do; ``net`` receives ``None`` for its goal input.
+- ``FiLMConditioned(encoder, net)``: net(f(s; c), None, *rest) for a given vector c (TRA-g's actor, c = psi(g)).
 - ``FiLMGoalEncoded(encoder, net)``: net(f(s; f(g)), None, *rest). A ResNet backbone encodes the goal
   image, and that embedding modulates every residual block while it encodes the observation (FiLM): the
   MQE paper's Bridge actor. The stem sees 3 channels, so ImageNet weights fit it.
@@ -60,6 +61,18 @@ class FiLMGoalEncoded(nn.Module):
         observations, goals = jnp.broadcast_arrays(observations, goals)
         backbone = make_encoder(self.encoder, name="encoder")
         return self.net(backbone(observations, backbone(goals)), None, *rest)
+
+
+class FiLMConditioned(nn.Module):
+    """net(encoder(s, condition=c), None, *rest): a backbone that encodes the observation modulated by a
+    given vector (TRA-g's actor: the learned goal representation psi(g))."""
+
+    encoder: str
+    net: nn.Module
+
+    @nn.compact
+    def __call__(self, observations: jax.Array, condition: jax.Array, *rest: Any) -> Any:
+        return self.net(make_encoder(self.encoder, name="encoder")(observations, condition), None, *rest)
 
 
 GOAL_CONDITIONINGS = ("concat", "film")
