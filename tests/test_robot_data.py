@@ -117,15 +117,18 @@ def test_mqe_generate_robot_writes_a_visual_datasets_trajectories_as_episodes(tm
         str(tmp_path / "visual-cube-single-play-v0.npz"))
     assert main(["generate", "robot-cube-single-play-v0", "--dataset-dir", str(tmp_path), "--episode-steps", "4"]) == 0
     out = capsys.readouterr().out
-    assert "5 episodes, 17 steps, frames (6, 8, 3) uint8, actions 5-d, proprio 7-d" in out and "(RLDS" in out
+    assert "5 episodes, 20 steps, frames (6, 8, 3) uint8, actions 5-d, proprio 7-d" in out and "(RLDS" in out
     read = read_numpy_episodes(str(tmp_path / "robot-cube-single-play-v0"))
-    assert [len(e["images"]) for e in read] == [4, 4, 2, 4, 3]  # 10 -> 4 4 2, 7 -> 4 3
+    # pieces of 4 rows overlapping by one (each starts at the previous one's final frame: no transition lost)
+    starts = [0, 3, 6, 10, 13]  # trajectory of 10 rows -> 0:4, 3:7, 6:10; of 7 rows (10..16) -> 10:14, 13:17
+    assert [len(e["images"]) for e in read] == [4] * 5
     loaded = Dataset.load_npz(str(tmp_path / "visual-cube-single-play-v0.npz"))
-    np.testing.assert_array_equal(np.concatenate([e["images"] for e in read]), loaded.observations)
-    np.testing.assert_array_equal(np.concatenate([e["actions"] for e in read]), loaded.actions)
-    proprio = np.concatenate([e["proprio"] for e in read])
-    np.testing.assert_array_equal(proprio[:, :6], qpos[:, :6])  # the six arm joints
-    np.testing.assert_allclose(proprio[:, 6], np.clip(qpos[:, 6] / 0.8, 0, 1), rtol=1e-6)  # gripper opening
+    for episode, a in zip(read, starts, strict=True):
+        np.testing.assert_array_equal(episode["images"], loaded.observations[a:a + 4])
+        np.testing.assert_array_equal(episode["actions"], loaded.actions[a:a + 4])
+        proprio = episode["proprio"]
+        np.testing.assert_array_equal(proprio[:, :6], qpos[a:a + 4, :6])  # the six arm joints
+        np.testing.assert_allclose(proprio[:, 6], np.clip(qpos[a:a + 4, 6] / 0.8, 0, 1), rtol=1e-6)  # gripper
     rlds = read_episodes(str(tmp_path / "robot-cube-single-play-v0-rlds" / "robot_cube_single_play_v0"))
     for a, b in zip(rlds, read, strict=True):
         for key in ("images", "actions", "proprio"):

@@ -177,8 +177,10 @@ def dataset_to_episodes(dataset: Dataset, split_steps: int | None = None) -> lis
     pieces of ``split_steps`` rows (robot demonstrations are short; play data runs for 1000 steps).
 
     A trajectory's last row is its final frame, whose action OGBench's layout leaves unused (a copy), as
-    ``episodes_to_dataset`` does: a round trip gives back the same rows. A dataset with ``qpos`` (OGBench's
-    manipulation datasets) gives each episode the arm's proprioception (``manipulator_proprio``)."""
+    ``episodes_to_dataset`` does: without ``split_steps`` a round trip gives back the same rows. Pieces
+    overlap by one row (the next piece starts at the previous one's final frame), so no transition is lost
+    at a cut. A dataset with ``qpos`` (OGBench's manipulation datasets) gives each episode the arm's
+    proprioception (``manipulator_proprio``)."""
     if dataset.observations.dtype != np.uint8 or dataset.observations.ndim != 4:
         raise DatasetError(f"{dataset.source}: observations have dtype {dataset.observations.dtype} and shape "
                            f"{dataset.observations.shape}; robot episodes need uint8 frames (N, H, W, 3)")
@@ -187,7 +189,9 @@ def dataset_to_episodes(dataset: Dataset, split_steps: int | None = None) -> lis
     episodes = []
     for start, end in zip(np.concatenate([[0], ends[:-1]]), ends):
         step = split_steps or end - start
-        for piece in range(start, end, step):
+        if step < 2:
+            raise ValueError(f"split_steps must be >= 2 (an episode is at least one transition), got {split_steps}")
+        for piece in range(start, end - 1, step - 1):  # each piece's last row is the next one's first
             stop = min(piece + step, end)
             if stop - piece >= 2:
                 episode = {"images": np.asarray(dataset.observations[piece:stop]),
