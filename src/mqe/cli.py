@@ -882,7 +882,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shard-rows", type=int,
                    help="visual: frames per shard, the unit of resumption (default 5000; the output does not depend on it)")
     p.add_argument("--episode-steps", type=int,
-                   help="robot: cut each trajectory into episodes of this many steps, each starting at the previous one's final frame (default: whole trajectories)")
+                   help="robot: cut each trajectory into episodes of this many steps, each starting at the "
+                        "previous one's final frame (default: whole trajectories)")
     p.add_argument("--format", choices=["numpy", "rlds", "both"], default="both",
                    help="robot: NumPy episodes (DIR/robot-<name>/), RLDS (DIR/robot-<name>-rlds/robot_<name>/1.0.0/) "
                         "or both (default)")
