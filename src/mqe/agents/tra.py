@@ -52,7 +52,8 @@ class TRAConfig:
     actor_p_randomgoal: float = 0.0  # actor goals: random state (else uniform future)
     learning_rate: float = 3e-4  # Adam
     encoder: str | None = None  # image encoder for phi and psi each (mqe.encoders.ENCODERS); None for states
-    goal_conditioning: str = "concat"  # images: concat, the policy reads (phi(s), psi(g)); film, its own ResNet on s, FiLM by psi(g)
+    # images: concat, the policy reads (phi(s), psi(g)); film, its own ResNet on s, FiLM-conditioned on psi(g)
+    goal_conditioning: str = "concat"
     crop_prob: float = 0.0  # random-crop augmentation probability per batch (pixels only)
     encoder_weights: str | None = None  # ResNet encoders: torchvision/timm ResNet-34 weights for every backbone
 

@@ -181,6 +181,8 @@ def dataset_to_episodes(dataset: Dataset, split_steps: int | None = None) -> lis
     overlap by one row (the next piece starts at the previous one's final frame), so no transition is lost
     at a cut. A dataset with ``qpos`` (OGBench's manipulation datasets) gives each episode the arm's
     proprioception (``manipulator_proprio``)."""
+    if split_steps is not None and split_steps < 2:
+        raise ValueError(f"split_steps must be >= 2 (an episode is at least one transition), got {split_steps}")
     if dataset.observations.dtype != np.uint8 or dataset.observations.ndim != 4:
         raise DatasetError(f"{dataset.source}: observations have dtype {dataset.observations.dtype} and shape "
                            f"{dataset.observations.shape}; robot episodes need uint8 frames (N, H, W, 3)")
@@ -188,9 +190,7 @@ def dataset_to_episodes(dataset: Dataset, split_steps: int | None = None) -> lis
     ends = np.flatnonzero(dataset.terminals) + 1
     episodes = []
     for start, end in zip(np.concatenate([[0], ends[:-1]]), ends):
-        step = split_steps or end - start
-        if step < 2:
-            raise ValueError(f"split_steps must be >= 2 (an episode is at least one transition), got {split_steps}")
+        step = split_steps or max(end - start, 2)  # a one-row trajectory makes no episode (below)
         for piece in range(start, end - 1, step - 1):  # each piece's last row is the next one's first
             stop = min(piece + step, end)
             if stop - piece >= 2:
