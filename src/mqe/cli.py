@@ -498,6 +498,10 @@ def _print_cost(stats: dict) -> None:
         print(f"planner graph (mean over seeds): {g['edge_fraction']:.1%} of landmark pairs within max_edge, "
               f"{g['route_fraction']:.1%} joined by a route; nearest landmark at a median {g['nearest_landmark_steps_median']:.1f} "
               f"steps, all pairs at {g['landmark_pair_steps_median']:.1f}")
+        if g["route_fraction"] < 0.5:  # where no route joins start and goal the policy just gets the goal
+            print(f"planner graph: only {g['route_fraction']:.0%} of landmark pairs are joined by a route, so most "
+                  "episodes fall back to the goal itself; more landmarks (--landmarks) join the graph with short "
+                  "edges (a larger max_edge does too, with the long edges the learned distance is least sure of)")
 
 
 def _check_video_writer() -> None:
