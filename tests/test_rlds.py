@@ -76,9 +76,13 @@ def test_our_writer_round_trips_through_our_reader(tmp_path):
     folder = write_rlds(episodes, str(tmp_path), episodes_per_shard=2)
     assert sorted(os.listdir(folder)) == ["dataset_info.json", "features.json", "mqe_robot-train.tfrecord-00000-of-00002",
                                           "mqe_robot-train.tfrecord-00001-of-00002"]
-    for got, want in zip(read_rlds(str(tmp_path / "mqe_robot")), episodes):  # the name folder: its one version
-        for key in want:
-            np.testing.assert_array_equal(got[key], want[key])
+    for where in ("mqe_robot", ""):  # the name folder (its one version) and the data directory (its one dataset)
+        for got, want in zip(read_rlds(str(tmp_path / where)), episodes, strict=True):
+            for key in want:
+                np.testing.assert_array_equal(got[key], want[key])
+    shutil.copytree(tmp_path / "mqe_robot", tmp_path / "other_robot")
+    with pytest.raises(DatasetError, match=r"several TFDS datasets or versions \(mqe_robot/1.0.0, other_robot/1.0.0\)"):
+        read_rlds(str(tmp_path))
     # RLDS step flags: the last step ends the episode, with its reward.
     record = next(read_records(shard_files(folder, "train")[0][0]))
     example = parse_example(record)

@@ -262,15 +262,21 @@ def _leaves(feature: dict, prefix: str, out: dict) -> None:
 
 
 def _version_folder(path: str) -> str:
-    """The folder holding dataset_info.json: ``path`` itself, or its one version subfolder."""
+    """The folder holding dataset_info.json: ``path`` itself, its one version subfolder (``<name>/``), or
+    the one ``<name>/<version>/`` of a TFDS data directory holding a single dataset."""
     if os.path.isfile(os.path.join(path, "dataset_info.json")):
         return path
     if os.path.isdir(path):
-        inner = [d for d in sorted(os.listdir(path)) if os.path.isfile(os.path.join(path, d, "dataset_info.json"))]
+        subfolders = lambda d: sorted(e for e in os.listdir(d) if os.path.isdir(os.path.join(d, e)))
+        has_info = lambda d: os.path.isfile(os.path.join(path, d, "dataset_info.json"))
+        inner = [d for d in subfolders(path) if has_info(d)]
+        if not inner:  # a data directory: <name>/<version>/dataset_info.json
+            inner = [os.path.join(n, v) for n in subfolders(path) for v in subfolders(os.path.join(path, n))
+                     if has_info(os.path.join(n, v))]
         if len(inner) == 1:
             return os.path.join(path, inner[0])
         if len(inner) > 1:
-            raise DatasetError(f"{path}: holds several TFDS versions ({', '.join(inner)}); name one")
+            raise DatasetError(f"{path}: holds several TFDS datasets or versions ({', '.join(inner)}); name one")
     raise DatasetError(f"{path}: not a prepared TFDS/RLDS dataset (no dataset_info.json)")
 
 
