@@ -75,7 +75,12 @@ def main() -> None:
     parser.add_argument("--horizons", default="10,25", help="k: goal frames this many steps ahead (default 10,25)")
     parser.add_argument("--starts", type=int, default=30, help="starts per horizon (default 30)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--baselines", default="zero,replay", help="which of zero, replay also run (default both; "
+                        "'' for none: with the same --seed they take the same starts, so their rates repeat)")
     args = parser.parse_args()
+    baselines = [b for b in args.baselines.split(",") if b]
+    if set(baselines) - {"zero", "replay"}:
+        parser.error(f"--baselines: zero and/or replay, got {args.baselines!r}")
     if not args.dataset_dir:
         raise SystemExit("robot_demo.py: --dataset-dir (or MQE_DATASET_DIR) names where the visual dataset is")
 
@@ -92,6 +97,7 @@ def main() -> None:
     policies = {"zero": lambda frames, goals, starts, t: np.zeros((len(frames), action_dim)),
                 "replay": lambda frames, goals, starts, t: data["actions"][starts + t] if t < k else
                 np.zeros((len(frames), action_dim))}
+    policies = {name: policy for name, policy in policies.items() if name in baselines}
     runs = dict(item.split("=", 1) for item in args.runs.split(",") if item)
     served, clients, latency = {}, {}, {}
     with contextlib.ExitStack() as stack:  # every server stopped, client and environment closed, whatever happens
