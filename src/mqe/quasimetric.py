@@ -165,12 +165,36 @@ def mrn_pairwise(
     return scale * jnp.sum(_mrn_pairwise_components(x, y, num_components, argmax, barrier), axis=-1)
 
 
+# Up to this many dims per component the interval union compares all pairs instead of sorting; beyond it
+# the (..., d, d) comparison gains nothing (measured level at d = 64) and its gradient's memory grows as d^2.
+SORT_FREE_MAX_DIMS = 16
+
+
 def _interval_union_length(lo: jax.Array, hi: jax.Array) -> jax.Array:
     """Length of the union of intervals [lo_k, hi_k] (hi >= lo) along the last axis.
 
-    After sorting by start, interval k adds max(0, hi_k - max(lo_k, max_{j<k} hi_j)): the earlier
-    interval that reaches furthest covers everything from lo_k up to its end.
+    In order of start, interval k adds max(0, hi_k - max(lo_k, M_k)) with M_k = max_{j before k} hi_j:
+    the earlier interval that reaches furthest covers everything from lo_k up to its end. "Before" is
+    lo_j < lo_k, ties broken by index (a stable sort's order). Short components find M_k by comparing
+    all pairs (the same terms and gradient as sorting, 3-5x faster under XLA on CPU for QRL's 8-dim
+    components); longer ones sort.
     """
+    if lo.shape[-1] <= SORT_FREE_MAX_DIMS:
+        return _union_by_comparison(lo, hi)
+    return _union_by_sort(lo, hi)
+
+
+def _union_by_comparison(lo: jax.Array, hi: jax.Array) -> jax.Array:
+    """M_k = max_j [j before k] hi_j from the (..., d, d) comparison of starts."""
+    index = jnp.arange(lo.shape[-1])
+    lo_j, lo_k = lo[..., None, :], lo[..., :, None]  # [..., k, j]
+    before = (lo_j < lo_k) | ((lo_j == lo_k) & (index[None, :] < index[:, None]))
+    prev_max = jnp.max(jnp.where(before, hi[..., None, :], -jnp.inf), axis=-1)
+    return jnp.sum(jax.nn.relu(hi - jnp.maximum(lo, prev_max)), axis=-1)
+
+
+def _union_by_sort(lo: jax.Array, hi: jax.Array) -> jax.Array:
+    """M_k as the running max of the ends after a stable sort by start."""
     order = jnp.argsort(lo, axis=-1)
     lo_s = jnp.take_along_axis(lo, order, axis=-1)
     hi_s = jnp.take_along_axis(hi, order, axis=-1)
