@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mqe.planning import GraphPlanner, PlannedPolicy, PlannerConfig, PlannerError
+from mqe.planning import GraphPlanner, PlannedPolicy, PlannerConfig, PlannerError, build_planner, select_landmarks
 from mqe.planning.graph import StepsFunctions, edge_cost, shortest_paths
 
 
@@ -112,7 +112,28 @@ def test_a_poorly_joined_graph_is_pointed_out(capsys):
         planner = GraphPlanner(line_quasimetric(), landmarks, PlannerConfig(max_edge=max_edge))
         _print_cost({**stats, "graph": planner.graph_summary()})
         out = capsys.readouterr().out
-        assert ("more landmarks (--landmarks)" in out) == warned, out
+        assert ("more landmarks (--landmarks" in out) == warned, out
+
+
+def test_landmarks_grow_until_the_graph_joins_up():
+    """On a line of 40 points one unit apart with max_edge 5 (right: 1 step per unit, left: 3), a few
+    uniform landmarks leave gaps no edge spans; K grows by `landmarks` until `connect` of the pairs are
+    joined by a route, to the smallest such K, with the landmarks a fixed K of that size draws."""
+    pool = np.arange(40, dtype=np.float32)[:, None]
+    fns = line_quasimetric()
+    base = PlannerConfig(landmarks=4, max_edge=5.0, goal_radius=0.0, skip_radius=0.0, connect=0.9, max_landmarks=40)
+    fraction = lambda k: GraphPlanner(fns, select_landmarks(pool, fns, PlannerConfig(landmarks=k, seed=0)),
+                                      base).graph_summary()["route_fraction"]
+    assert fraction(4) < 0.9  # the start is in pieces
+    planner = build_planner(fns, pool, base)
+    k = planner.graph_summary()["landmarks"]
+    assert fraction(k) >= 0.9 and all(fraction(j) < 0.9 for j in range(4, k, 4)), k
+    assert k % 4 == 0 and planner.config.landmarks == k
+    np.testing.assert_array_equal(planner.landmarks, select_landmarks(pool, fns, PlannerConfig(landmarks=k)))
+    # connect=0 keeps K; max_landmarks stops the growth where the graph is still in pieces
+    assert build_planner(fns, pool, PlannerConfig(**{**base.__dict__, "connect": 0.0})).graph_summary()["landmarks"] == 4
+    capped = build_planner(fns, pool, PlannerConfig(**{**base.__dict__, "max_landmarks": 8})).graph_summary()
+    assert capped["landmarks"] == 8 and capped["route_fraction"] < 0.9
 
 
 def test_planned_policy_replans_every_n_steps_and_on_new_goals_per_block():
@@ -147,6 +168,8 @@ def test_planned_policy_replans_every_n_steps_and_on_new_goals_per_block():
     ({"goal_radius": -1.0}, "goal_radius must be >= 0 steps"),
     ({"skip_radius": -1.0}, "skip_radius must be >= 0 steps"),
     ({"replan_every": 0}, "replan_every must be an integer >= 1, got 0"),
+    ({"connect": 1.5}, "connect must be a fraction in \\[0, 1\\], got 1.5"),
+    ({"max_landmarks": 0}, "max_landmarks must be an integer >= 1, got 0"),
 ])
 def test_malformed_settings_get_a_clear_error(bad, message):
     with pytest.raises(PlannerError, match=f"planner: {message}"):

@@ -167,4 +167,5 @@ def test_planner_settings_on_the_same_checkpoints_are_columns_of_their_own(tmp_p
     scores = {g.label: round(g.summary()["overall"][0], 6) for g in report.groups}
     assert len(scores) == 3 and sorted(scores.values()) == [20.0, 45.0, 65.0], scores  # plain, max_edge 20, 50
     assert scores["qrl (planner=none)"] == 20.0
-    assert scores["qrl (planner=graph (K 500, uniform, power 1.0, max edge 20.0, radius 10.0, replan 10))"] == 45.0
+    assert scores["qrl (planner=graph (K 500..3000 to 90% joined, uniform, power 1.0, max edge 20.0, radius 10.0, "
+                  "replan 10))"] == 45.0

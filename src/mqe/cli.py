@@ -161,14 +161,14 @@ def _make_ogbench_evaluator(name: str, episodes: int, progress: bool, workers: i
             policy = lambda o, g: normalization.denormalize(normalized_policy(o, g))
         planned = None
         if planner is not None:
-            from mqe.planning import GraphPlanner, PlannedPolicy, select_landmarks, steps_functions
+            from mqe.planning import PlannedPolicy, build_planner, steps_functions
 
             agent_name, planner_config, pool = planner
             start = time.perf_counter()
             planners = []
             for i in range(n):
                 fns = steps_functions(unstack(agents, i), agent_name)
-                planners.append(GraphPlanner(fns, select_landmarks(pool, fns, planner_config), planner_config))
+                planners.append(build_planner(fns, pool, planner_config))
             build_seconds = time.perf_counter() - start
             policy = planned = PlannedPolicy(policy, planners, planner_config.replan_every)
         start = time.perf_counter()
@@ -495,13 +495,15 @@ def _print_cost(stats: dict) -> None:
     print(line)
     if "graph" in stats:
         g = stats["graph"]
-        print(f"planner graph (mean over seeds): {g['edge_fraction']:.1%} of landmark pairs within max_edge, "
+        print(f"planner graph (mean over seeds): {g.get('landmarks', 0):.0f} landmarks, "
+              f"{g['edge_fraction']:.1%} of their pairs within max_edge, "
               f"{g['route_fraction']:.1%} joined by a route; nearest landmark at a median {g['nearest_landmark_steps_median']:.1f} "
               f"steps, all pairs at {g['landmark_pair_steps_median']:.1f}")
         if g["route_fraction"] < 0.5:  # where no route joins start and goal the policy just gets the goal
             print(f"planner graph: only {g['route_fraction']:.0%} of landmark pairs are joined by a route, so most "
-                  "episodes fall back to the goal itself; more landmarks (--landmarks) join the graph with short "
-                  "edges (a larger max_edge does too, with the long edges the learned distance is least sure of)")
+                  "episodes fall back to the goal itself; more landmarks (--landmarks, or a larger --planner-set "
+                  "max_landmarks for the growth set by connect) join the graph with short edges (a larger max_edge "
+                  "does too, with the long edges the learned distance is least sure of)")
 
 
 def _check_video_writer() -> None:
@@ -783,10 +785,11 @@ def _planner_args(p: argparse.ArgumentParser, where: str) -> None:
     p.add_argument("--planner", choices=("none", "graph"), default="none",
                    help="graph: plan over the agent's learned distance between dataset landmarks and hand the policy "
                         f"the next waypoint (mqe.planning); {where}")
-    p.add_argument("--landmarks", type=int, help="graph planner: landmarks (same as --planner-set landmarks=K)")
+    p.add_argument("--landmarks", type=int, help="graph planner: landmarks, the first K and the step by which K "
+                   "grows until the graph joins up (same as --planner-set landmarks=K; connect=0 keeps K fixed)")
     p.add_argument("--planner-set", action="append", default=[], metavar="KEY=VALUE",
                    help="graph planner settings: landmarks, selection, candidates, edge_power, max_edge, goal_radius, "
-                        "skip_radius, replan_every, seed")
+                        "skip_radius, replan_every, seed, connect, max_landmarks")
 
 
 def build_parser() -> argparse.ArgumentParser:

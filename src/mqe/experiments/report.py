@@ -284,6 +284,8 @@ def planner_label(settings: dict[str, Any] | None) -> str:
     shown = {"landmarks": "K", "selection": "", "edge_power": "power", "max_edge": "max edge",
              "goal_radius": "radius", "replan_every": "replan"}
     parts = [f"{label} {settings[k]}".strip() for k, label in shown.items() if k in settings]
+    if settings.get("connect") and "landmarks" in settings:  # K grows until that fraction of pairs is joined
+        parts[0] = f"K {settings['landmarks']}..{settings.get('max_landmarks', '?')} to {settings['connect']:.0%} joined"
     return f"{settings.get('name', '?')} ({', '.join(parts)})"
 
 
