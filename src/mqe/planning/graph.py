@@ -18,6 +18,10 @@ over the landmarks more than ``skip_radius`` steps from s (a landmark the agent 
 waypoint: it would hold the agent there), and hands the policy l_{k*} as its goal. The policy gets g itself when the direct edge is no dearer,
 c(d(s, g)) <= that minimum, or when g is within ``goal_radius`` steps, or when no finite route exists.
 
+K starts at ``landmarks`` and grows by as many again (``build_planner``) until ``connect`` of the ordered
+landmark pairs are joined by a route: too few landmarks under short edges leave the graph in pieces, and
+every episode then gets its goal itself.
+
 For a batch of N states and goals the whole choice is one jitted program over (N, K) distance blocks:
 no Python loop over episodes or landmarks.
 """
