@@ -118,7 +118,7 @@ def test_gpu_script_tiny_run_without_a_simulator(tmp_path):
     report = (results / "runs" / "report" / "report.md").read_text()
     # columns gciql (graph), gciql, mqe (graph), mqe; MQE's Table 1 and OGBench's GCIQL row beside ours
     assert "| pointmaze-giant-navigate-v0 (published) | 0 ± 0 | 0 ± 0 | 72.8 ± 2.5 | 72.8 ± 2.5 |" in report
-    assert "mqe (planner=graph (K 16, uniform, power 1.0, max edge 50.0, radius 10.0, replan 100))" in report
+    assert "mqe (planner=graph (K 16..3000 to 90% joined, uniform, power 1.0, max edge 50.0, radius 10.0, replan 100))" in report
     assert "mqe (planner=none)" in report and "gciql (planner=none)" in report
     assert "100 updates (paper 1M)" in report and "2 seeds (paper 8)" in report
 
