@@ -3,6 +3,7 @@
 import glob
 import json
 import os
+import time
 
 import numpy as np
 import pytest
@@ -27,12 +28,21 @@ def test_wandb_logs_what_the_csv_logs_for_every_seed(tmp_path, monkeypatch):
     for result in results:
         files = glob.glob(os.path.join(result.run_dir, "wandb", "offline-run-*", "run-*.wandb"))
         assert len(files) == 1, os.listdir(os.path.join(result.run_dir, "wandb"))
-        with open(files[0], "rb") as f:
-            record = f.read()  # W&B's run file: protobuf records holding each value as JSON text
-        assert record.startswith(b":W&B")
         with open(os.path.join(result.run_dir, "train.jsonl")) as f:
             rows = [json.loads(line) for line in f]
         assert [r["step"] for r in rows] == [50, 100]
+        # W&B's run file: protobuf records holding each value as JSON text. wandb-core writes it from its own
+        # process; once in about ten CI runs (wandb 0.31) finish() returned while the file held only its
+        # header, so the file gets a few seconds to fill before the values are looked for.
+        wanted = [json.dumps(row["total_loss"]).encode() for row in rows]
+        deadline = time.monotonic() + 20.0
+        while True:
+            with open(files[0], "rb") as f:
+                record = f.read()
+            if all(w in record for w in wanted) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert record.startswith(b":W&B")
         for row in rows:  # every logged value reached W&B exactly
             assert json.dumps(row["total_loss"]).encode() in record
         assert os.path.basename(result.run_dir).encode() in record  # the run's name
