@@ -293,8 +293,8 @@ def build_planner(fns: StepsFunctions, pool: np.ndarray, config: PlannerConfig) 
         sized = dataclasses.replace(config, landmarks=k)
         planner = GraphPlanner(fns, select_landmarks(pool, fns, sized), sized)
         grown = k + config.landmarks
-        if (config.connect == 0.0 or grown > config.max_landmarks or k >= len(pool)
-                or planner.graph_summary()["route_fraction"] >= config.connect):
+        if (grown > config.max_landmarks or k >= len(pool)
+                or planner.graph_summary()["route_fraction"] >= config.connect):  # connect=0: always
             return planner
         k = grown
 
