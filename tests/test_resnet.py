@@ -2,18 +2,18 @@
 
 The reference below is plain NumPy written from torchvision's definition of resnet34 (NCHW weights
 used as stored, BatchNorm in inference mode with its running statistics, not folded): it shares no code
-with ``mqe.encoders.resnet``. The weights file is written by the official ``safetensors`` package and
-read by our own parser.
+with ``mqe.encoders.resnet``. The weights file is written and read by the official ``safetensors`` package
+(a core dependency: ``mqe.encoders.resnet.read_safetensors`` reads through it into NumPy).
 """
 
 import numpy as np
 import pytest
 
 import jax
+import jax.numpy as jnp
+import safetensors.numpy as safetensors_numpy
 
 from mqe.encoders.resnet import ResNetEncoder, load_pretrained, read_safetensors
-
-safetensors_numpy = pytest.importorskip("safetensors.numpy")
 
 STAGES, WIDTHS = (3, 4, 6, 3), (64, 128, 256, 512)
 
@@ -132,3 +132,20 @@ def test_a_wrong_weights_file_is_named(tmp_path):
     (tmp_path / "bad.safetensors").write_bytes(b"\x05\x00\x00\x00\x00\x00\x00\x00nope!")
     with pytest.raises(ValueError, match="its header is not JSON"):
         load_pretrained(str(tmp_path / "bad.safetensors"))
+
+
+def test_bfloat16_weights_are_read_as_float32_and_damaged_files_are_named(tmp_path):
+    values = np.array([1.5, -2.0, 3.25, 2.0 ** -20], np.float32)  # each exactly a bfloat16
+    path = str(tmp_path / "half.safetensors")
+    safetensors_numpy.save_file({"w": values.astype(jnp.bfloat16), "n": np.arange(3, dtype=np.int64)}, path)
+    read = read_safetensors(path)
+    assert read["w"].dtype == np.float32 and read["w"].tolist() == values.tolist()
+    assert read["n"].dtype == np.int64 and read["n"].tolist() == [0, 1, 2]
+    # A file cut inside its tensors' bytes, and one shorter than the 8-byte header length: both named.
+    data = (tmp_path / "half.safetensors").read_bytes()
+    (tmp_path / "cut.safetensors").write_bytes(data[:-4])
+    with pytest.raises(ValueError, match=r"cut.safetensors: not a safetensors file, or a damaged one"):
+        load_pretrained(str(tmp_path / "cut.safetensors"))
+    (tmp_path / "tiny.safetensors").write_bytes(b"\x05\x00")
+    with pytest.raises(ValueError, match=r"tiny.safetensors: .*shorter than its 8-byte header length"):
+        load_pretrained(str(tmp_path / "tiny.safetensors"))

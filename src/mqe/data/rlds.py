@@ -16,10 +16,12 @@ PNG or JPEG per step). TFRecord framing, per record:
 
 and an Example is the protobuf ``Example{features=1: Features{feature=1: map<string, Feature>}}`` with
 ``Feature`` one of ``bytes_list=1``, ``float_list=2`` (float32) or ``int64_list=3``, each a repeated
-``value=1`` (packed or not). The reader here decodes exactly that, checks every CRC, and maps three of an
-episode's step features to the NumPy episode format: an image (``images``, uint8), the action
-(``actions``) and, optionally, a state vector (``proprio``). BridgeData V2's names are the defaults:
-``observation/image_0``, ``action``, ``observation/state``.
+``value=1`` (packed or not). ``google-crc32c`` computes the CRCs (every one is checked) and protobuf
+decodes and encodes the Example (its classes built here at run time from a descriptor: no TensorFlow,
+no generated code; docs/third-party-libraries.md has the measurements behind both choices). The reader
+maps three of an episode's step features to the NumPy episode format: an image (``images``, uint8), the
+action (``actions``) and, optionally, a state vector (``proprio``). BridgeData V2's names are the
+defaults: ``observation/image_0``, ``action``, ``observation/state``.
 
 The writer makes the same layout (a Bridge-like schema, PNG frames by default), readable by TFDS itself
 (``tfds.builder_from_directory``). ``tests/fixtures/make_rlds_fixture.py`` builds a fixture with TFDS, so
@@ -28,12 +30,14 @@ that the reader is tested on bytes TensorFlow wrote.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
 import struct
 from typing import Iterator, Sequence
 
+import google_crc32c
 import numpy as np
 
 from mqe.data.dataset import DatasetError
@@ -47,34 +51,10 @@ _CLASS = "tensorflow_datasets.core.features."
 
 # --- CRC-32C and TFRecord framing ---------------------------------------------------------------------
 
-def _crc_table() -> list[int]:
-    table = []
-    for byte in range(256):
-        c = byte
-        for _ in range(8):
-            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
-        table.append(c)
-    return table
-
-
-_TABLE = _crc_table()
-
-
-def _crc32c_python(data: bytes) -> int:
-    c, table = 0xFFFFFFFF, _TABLE
-    for byte in data:
-        c = table[(c ^ byte) & 0xFF] ^ (c >> 8)
-    return c ^ 0xFFFFFFFF
-
-
-try:  # a C implementation when one is installed (google-crc32c); the pure one is ~100 ns a byte
-    import google_crc32c as _fast
-
-    def crc32c(data: bytes) -> int:
-        """CRC-32C (Castagnoli) of ``data``."""
-        return _fast.value(bytes(data))
-except ImportError:
-    crc32c = _crc32c_python
+def crc32c(data: bytes) -> int:
+    """CRC-32C (Castagnoli) of ``data``, by ``google-crc32c`` (its C extension; the package falls back to
+    pure Python, with a warning, where the extension does not load)."""
+    return google_crc32c.value(data)
 
 
 def masked_crc(data: bytes) -> int:
@@ -113,128 +93,88 @@ def frame_record(record: bytes) -> bytes:
 
 # --- the Example protobuf -------------------------------------------------------------------------------
 
-def _varint(data: bytes, offset: int) -> tuple[int, int]:
-    value, shift = 0, 0
-    while True:
-        if offset >= len(data):
-            raise ValueError("varint runs past the end")
-        byte = data[offset]
-        value |= (byte & 0x7F) << shift
-        offset += 1
-        if not byte & 0x80:
-            return value, offset
-        shift += 7
-        if shift >= 70:  # ten bytes hold any 64-bit value
-            raise ValueError("varint longer than 10 bytes")
+@functools.cache
+def _example():
+    """The ``tf.train.Example`` message class, built by protobuf at run time from a descriptor written out
+    below (tensorflow/core/example/{example,feature}.proto: the messages an Example needs), in a pool of
+    its own, so that it never meets TensorFlow's classes of the same names. No generated file, no protoc."""
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
+    field = descriptor_pb2.FieldDescriptorProto
+    file = descriptor_pb2.FileDescriptorProto(name="mqe/tf_example.proto", package="tensorflow", syntax="proto3")
 
-def _fields(data: bytes) -> Iterator[tuple[int, int, object]]:
-    """(field number, wire type, value) of a protobuf message: ints for varints, bytes for delimited."""
-    offset = 0
-    while offset < len(data):
-        key, offset = _varint(data, offset)
-        field, wire = key >> 3, key & 7
-        if wire == 0:
-            value, offset = _varint(data, offset)
-            yield field, wire, value
-            continue
-        if wire == 2:
-            length, offset = _varint(data, offset)
-        elif wire in (1, 5):
-            length = 8 if wire == 1 else 4
-        else:
-            raise ValueError(f"wire type {wire} is not used by tf.train.Example")
-        if offset + length > len(data):
-            raise ValueError(f"field {field} runs past the end of its message")
-        yield field, wire, data[offset:offset + length]
-        offset += length
+    def message(name, fields, parent=None):
+        out = (parent.nested_type if parent is not None else file.message_type).add(name=name)
+        for number, (field_name, kind, label, type_name) in enumerate(fields, 1):
+            entry = out.field.add(name=field_name, json_name=field_name, number=number, type=kind, label=label)
+            if type_name:
+                entry.type_name = type_name
+        return out
 
-
-def _signed(value: int) -> int:
-    return value - (1 << 64) if value >= 1 << 63 else value
-
-
-def _packed_varints(blob: bytes) -> list[int]:
-    out, offset = [], 0
-    while offset < len(blob):
-        value, offset = _varint(blob, offset)
-        out.append(_signed(value))
-    return out
+    repeated, optional = field.LABEL_REPEATED, field.LABEL_OPTIONAL
+    message("BytesList", [("value", field.TYPE_BYTES, repeated, None)])
+    message("FloatList", [("value", field.TYPE_FLOAT, repeated, None)]).field[0].options.packed = True
+    message("Int64List", [("value", field.TYPE_INT64, repeated, None)]).field[0].options.packed = True
+    feature = message("Feature", [("bytes_list", field.TYPE_MESSAGE, optional, ".tensorflow.BytesList"),
+                                  ("float_list", field.TYPE_MESSAGE, optional, ".tensorflow.FloatList"),
+                                  ("int64_list", field.TYPE_MESSAGE, optional, ".tensorflow.Int64List")])
+    feature.oneof_decl.add(name="kind")
+    for entry in feature.field:
+        entry.oneof_index = 0
+    features = message("Features", [("feature", field.TYPE_MESSAGE, repeated, ".tensorflow.Features.FeatureEntry")])
+    message("FeatureEntry", [("key", field.TYPE_STRING, optional, None),
+                             ("value", field.TYPE_MESSAGE, optional, ".tensorflow.Feature")],
+            parent=features).options.map_entry = True  # map<string, Feature> feature = 1
+    message("Example", [("features", field.TYPE_MESSAGE, optional, ".tensorflow.Features")])
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(file)
+    return message_factory.GetMessageClassesForFiles([file.name], pool)["tensorflow.Example"]
 
 
 def parse_example(record: bytes) -> dict[str, tuple[str, object]]:
     """A serialized ``tf.train.Example`` -> {key: ("bytes", [bytes...]) | ("float", float32 array) |
-    ("int64", int64 array)}; repeated scalars are accepted packed and unpacked, as protobuf requires."""
+    ("int64", int64 array)}, decoded by protobuf (repeated scalars packed or not, as protobuf requires).
+    Bytes that do not decode raise ``ValueError``."""
+    from google.protobuf.message import DecodeError
+
+    try:
+        example = _example().FromString(record)
+    except DecodeError as exc:
+        raise ValueError(f"protobuf: {exc}; a field runs past the end of its message, or the bytes are not "
+                         "protobuf") from None
     out = {}
-    for field, _, features in _fields(record):
-        if field != 1:
-            continue
-        for entry_field, _, entry in _fields(features):
-            if entry_field != 1:
-                continue
-            key, feature = "", b""
-            for f, _, v in _fields(entry):
-                if f == 1:
-                    key = bytes(v).decode("utf-8")
-                elif f == 2:
-                    feature = v
-            out[key] = _parse_feature(feature)
+    for key, feature in example.features.feature.items():
+        kind = feature.WhichOneof("kind")
+        if kind == "bytes_list":
+            out[key] = "bytes", list(feature.bytes_list.value)
+        elif kind == "float_list":
+            out[key] = "float", np.array(feature.float_list.value, np.float32)
+        elif kind == "int64_list":
+            out[key] = "int64", np.array(feature.int64_list.value, np.int64)
+        else:
+            out[key] = "bytes", []  # an empty Feature
     return out
 
 
-def _parse_feature(feature: bytes) -> tuple[str, object]:
-    for kind, _, body in _fields(feature):
-        if kind == 1:
-            return "bytes", [bytes(v) for f, _, v in _fields(body) if f == 1]
-        if kind == 2:
-            parts = []
-            for f, wire, v in _fields(body):
-                if f == 1:
-                    if wire not in (2, 5):
-                        raise ValueError(f"a float_list value has wire type {wire}, expected 2 or 5")
-                    parts.append(np.frombuffer(v, "<f4"))
-            return "float", np.concatenate(parts) if parts else np.zeros(0, np.float32)
-        if kind == 3:
-            values = []
-            for f, wire, v in _fields(body):
-                if f == 1:
-                    values.extend(_packed_varints(v) if wire == 2 else [_signed(v)])
-            return "int64", np.asarray(values, np.int64)
-    return "bytes", []  # an empty Feature
-
-
-def _encode_varint(value: int) -> bytes:
-    value &= (1 << 64) - 1
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def _delimited(field: int, payload: bytes) -> bytes:
-    return _encode_varint(field << 3 | 2) + _encode_varint(len(payload)) + payload
-
-
 def serialize_example(features: dict[str, tuple[str, object]]) -> bytes:
-    """The inverse of ``parse_example`` (packed lists, keys in sorted order)."""
-    entries = []
+    """The inverse of ``parse_example``, by protobuf (packed lists, keys in sorted order: the bytes do not
+    depend on the dict's order)."""
+    example = _example()()
+    entries = example.features.feature
     for key in sorted(features):
         kind, values = features[key]
         if kind == "bytes":
-            body = _delimited(1, b"".join(_delimited(1, bytes(v)) for v in values))
+            values = [bytes(v) for v in values]
         elif kind == "float":
-            body = _delimited(2, _delimited(1, np.asarray(values, "<f4").tobytes()))
+            values = np.asarray(values, np.float32).ravel().tolist()
         elif kind == "int64":
-            body = _delimited(3, _delimited(1, b"".join(_encode_varint(int(v)) for v in np.asarray(values).ravel())))
+            values = np.asarray(values, np.int64).ravel().tolist()
         else:
             raise ValueError(f"unknown feature kind {kind!r}")
-        entries.append(_delimited(1, _delimited(1, key.encode("utf-8")) + _delimited(2, body)))
-    return _delimited(1, b"".join(entries))
+        target = getattr(entries[key], f"{kind}_list")
+        target.SetInParent()  # an empty list keeps its kind
+        target.value.extend(values)
+    return example.SerializeToString(deterministic=True)
 
 
 # --- the TFDS folder ------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ Frames arrive as uint8 and are normalised here with ImageNet's per-channel mean 
 (what the pretrained weights expect). Padding is explicit and symmetric, as in PyTorch (Flax's "SAME"
 pads a stride-2 convolution on one side only, which would shift every feature map by a pixel).
 
-Weights: ``load_pretrained(path)`` reads a safetensors file (parsed here: no dependency) or an ``.npz``
+Weights: ``load_pretrained(path)`` reads a safetensors file (with the ``safetensors`` package) or an ``.npz``
 holding the standard torchvision / timm ``resnet34`` state dict (``conv1.weight``, ``bn1.*``,
 ``layer{1-4}.{i}.conv{1,2}.weight``, ``layer{1-4}.{i}.bn{1,2}.*``, ``layer{2-4}.0.downsample.{0,1}.*``;
 ``fc.*`` is ignored), and returns this module's parameters.
@@ -19,9 +19,7 @@ holding the standard torchvision / timm ``resnet34`` state dict (``conv1.weight`
 
 from __future__ import annotations
 
-import json
 import os
-import struct
 from typing import Sequence
 
 import flax.linen as nn
@@ -112,34 +110,32 @@ class ResNetEncoder(nn.Module):
 
 
 def read_safetensors(path: str) -> dict[str, np.ndarray]:
-    """A safetensors file -> {name: array}. The format: an 8-byte little-endian header length, a JSON
-    header {name: {dtype, shape, data_offsets: [begin, end]}} (offsets into the bytes after the header)."""
-    dtypes = {"F32": np.float32, "F16": np.float16, "F64": np.float64, "I64": np.int64, "I32": np.int32,
-              "U8": np.uint8, "BF16": None}
-    with open(path, "rb") as f:
-        raw = f.read()
-    if len(raw) < 8:
-        raise ValueError(f"{path}: not a safetensors file (shorter than its 8-byte header length)")
-    (size,) = struct.unpack("<Q", raw[:8])
+    """A safetensors file -> {name: array}, read by the official ``safetensors`` package into NumPy
+    (bfloat16 tensors come back as float32, which holds every bfloat16 exactly). The library's errors are
+    re-raised as ``ValueError`` naming the file."""
+    from safetensors import SafetensorError, safe_open
+
     try:
-        header = json.loads(raw[8:8 + size])
-    except ValueError:
-        raise ValueError(f"{path}: not a safetensors file (its header is not JSON)") from None
-    data = raw[8 + size:]
-    out = {}
-    for name, entry in header.items():
-        if name == "__metadata__":
-            continue
-        begin, end = entry["data_offsets"]
-        if entry["dtype"] == "BF16":  # bfloat16: the upper half of a float32's bits
-            bits = np.frombuffer(data[begin:end], np.uint16).astype(np.uint32) << 16
-            array = bits.view(np.float32)
-        elif entry["dtype"] in dtypes:
-            array = np.frombuffer(data[begin:end], dtypes[entry["dtype"]])
+        with safe_open(path, framework="np") as f:
+            out = {}
+            for name in f.keys():
+                try:
+                    array = f.get_tensor(name)
+                except (AttributeError, TypeError) as exc:  # a dtype NumPy has no type for (e.g. F8_E4M3)
+                    raise ValueError(f"{path}: tensor {name!r} has dtype {f.get_slice(name).get_dtype()}, which "
+                                     f"NumPy cannot hold ({exc})") from None
+                # bfloat16 is NumPy's through ml_dtypes, which JAX imports
+                out[name] = array.astype(np.float32) if array.dtype == jnp.bfloat16 else array
+            return out
+    except SafetensorError as exc:
+        detail = str(exc).removeprefix("Error while deserializing header: ")
+        if "header too small" in detail:
+            reason = "shorter than its 8-byte header length"
+        elif "invalid JSON" in detail:
+            reason = f"its header is not JSON, or not the JSON safetensors expects: {detail}"
         else:
-            raise ValueError(f"{path}: tensor {name!r} has dtype {entry['dtype']}, which this reader does not take")
-        out[name] = array.reshape(entry["shape"])
-    return out
+            reason = detail
+        raise ValueError(f"{path}: not a safetensors file, or a damaged one ({reason})") from None
 
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
