@@ -60,7 +60,8 @@ from mqe.provenance import collect
 from mqe.sampling import DeviceData
 from mqe.encoders import with_augmentation
 from mqe.planning.graph import PlannerConfig
-from mqe.train import chunk_dispatch, make_train_chunk, paper_eval_steps, stack, train_seeds
+from mqe.protocol import evaluation_steps as paper_eval_steps
+from mqe.train import chunk_dispatch, make_train_chunk, stack, train_seeds
 from throughput import matmul_rate  # benchmarks/ (this script's folder is on sys.path)
 
 DEFAULT_DATASETS = "pointmaze-giant-navigate-v0,pointmaze-giant-stitch-v0"

@@ -15,7 +15,7 @@ import pathlib
 import pytest
 
 from mqe.config import make_config
-from mqe.train import paper_eval_steps
+from mqe.protocol import evaluation_steps as paper_eval_steps
 
 DATA = pathlib.Path(__file__).parent / "data"
 OGBENCH = json.loads((DATA / "ogbench_hyperparameters.json").read_text())

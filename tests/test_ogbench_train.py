@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("ogbench")
 
 from mqe.cli import main  # noqa: E402
-from mqe.train import paper_eval_steps  # noqa: E402
+from mqe.protocol import evaluation_steps as paper_eval_steps  # noqa: E402
 from mqe.data.generate import generate  # noqa: E402
 
 NAME = "pointmaze-medium-navigate-v0"

@@ -104,13 +104,13 @@ def test_the_graph_summary_says_how_many_pairs_are_joined():
 def test_a_poorly_joined_graph_is_pointed_out(capsys):
     """MQE at 30k updates on pointmaze-giant-stitch with 500 landmarks joined 22% of pairs, and every episode
     silently fell back to the goal itself; the evaluation now says so and what to change."""
-    from mqe.cli import _print_cost
+    from mqe.driver import cost_text
 
     landmarks = np.array([[3.0], [6.0], [30.0]], np.float32)
     stats = {"episodes": 4, "seconds": 1.0, "episodes_per_second": 4.0}
     for max_edge, warned in ((5.0, True), (100.0, False)):
         planner = GraphPlanner(line_quasimetric(), landmarks, PlannerConfig(max_edge=max_edge))
-        _print_cost({**stats, "graph": planner.graph_summary()})
+        print(cost_text({**stats, "graph": planner.graph_summary()}))
         out = capsys.readouterr().out
         assert ("more landmarks (--landmarks" in out) == warned, out
 

@@ -14,7 +14,8 @@ import pytest
 
 import mqe
 from processes import kill_at_first_checkpoint
-from mqe.cli import _make_ogbench_evaluator, main
+from mqe.cli import main
+from mqe.driver import env_evaluator
 from mqe.config import ConfigError, make_config, parse_seeds
 from mqe.data.dataset import Dataset
 from mqe.io import RunDirBusy, RunDirLock
@@ -176,7 +177,7 @@ def test_seeds_are_evaluated_side_by_side_on_their_own_episodes():
     from mqe.agents import AGENTS
 
     agents = [AGENTS["mqe"].agent_class.create(jax.random.PRNGKey(s), obs, act, config.agent) for s in range(3)]
-    evaluate = functools.partial(_make_ogbench_evaluator, "pointmaze-medium-navigate-v0", 2, False, 0)
+    evaluate = functools.partial(env_evaluator, "pointmaze-medium-navigate-v0", 2, progress=False, workers=0)
     rates, together = evaluate(batching="map")(stack(agents))
     assert together.shape == (3, 5, 2) and len(rates) == 3
     for s, agent in enumerate(agents):

@@ -24,6 +24,7 @@ import flax.serialization
 import jax
 import numpy as np
 
+from mqe.errors import MQEError
 from mqe.io import atomic_write_bytes
 
 FORMAT = "mqe-checkpoint"
@@ -33,7 +34,7 @@ _POLICY_NAME = re.compile(r"^policy_(\d+)\.msgpack$")
 POLICY_DIR = "policies"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(MQEError, ValueError):
     """A checkpoint that cannot be read; the message names the file and what is wrong."""
 
 

@@ -12,11 +12,7 @@ import typing
 from importlib import resources
 from typing import Any
 
-from mqe.agents import AGENTS
-
-
-class ConfigError(ValueError):
-    """A bad preset name, override key or value; the message names it and what was expected."""
+from mqe.errors import ConfigError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +55,13 @@ class TrainConfig:
             raise ConfigError(f"train.eval_fractions must be fractions in (0, 1], got {self.eval_fractions}")
         if self.keep_checkpoints < 1:
             raise ConfigError(f"train.keep_checkpoints must be >= 1, got {self.keep_checkpoints}")
+
+
+# Train fields that change neither what a run computes nor its results (logging, checkpoint cadence, how
+# seeds are laid out in one program): a resumed run may change them, and runs that differ only in them
+# are one configuration in a report.
+BOOKKEEPING = frozenset({"log_interval", "checkpoint_interval", "keep_checkpoints", "eval_interval", "tensorboard",
+                         "wandb_project", "seed_batching"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -269,6 +272,8 @@ def _jsonable(value: Any) -> Any:
 
 
 def _agent_config_class(name: str):
+    from mqe.agents import AGENTS  # the agents' code loads only when a config is built
+
     if name not in AGENTS:
         raise ConfigError(f"unknown agent {name!r}; available: {', '.join(sorted(AGENTS))}")
     return AGENTS[name].config_class

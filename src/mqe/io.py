@@ -7,6 +7,8 @@ import os
 import tempfile
 from typing import BinaryIO, Iterator
 
+from mqe.errors import MQEError
+
 
 @contextlib.contextmanager
 def atomic_writer(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[BinaryIO]:
@@ -57,7 +59,7 @@ def _fsync_dir(directory: str) -> None:
         os.close(dir_fd)
 
 
-class RunDirBusy(RuntimeError):
+class RunDirBusy(MQEError, RuntimeError):
     """Another process is writing the run directory (the message names it and that process)."""
 
 

@@ -12,7 +12,7 @@ import math
 import os
 from typing import Any
 
-from mqe.config import ConfigError
+from mqe.errors import ConfigError
 
 
 class RunLogger:

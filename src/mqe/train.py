@@ -31,23 +31,23 @@ from tqdm.auto import tqdm
 from mqe import checkpoint as ckpt
 from mqe import provenance
 from mqe.agents import AGENTS
-from mqe.config import ConfigError, RunConfig
+from mqe.config import BOOKKEEPING, ConfigError, RunConfig
 from mqe.data.dataset import Dataset
 from mqe.encoders import check_encoder, load_encoder_weights, read_encoder_weights, with_augmentation
+from mqe.errors import MQEError
 from mqe.io import RunDirLock, atomic_write_text
 from mqe.logger import RunLogger
 from mqe.sampling import DeviceData
 
 # Fields that may change when a run is resumed (they do not change what a step computes).
-RESUMABLE_CHANGES = {"steps", "log_interval", "checkpoint_interval", "keep_checkpoints", "eval_interval",
-                     "tensorboard", "wandb_project", "seed_batching"}
+RESUMABLE_CHANGES = BOOKKEEPING | {"steps"}  # a resumed run may also train longer
 
 Evaluator = Callable[[Any], dict[str, float]]
 # Evaluates every seed of a group at once: (agent states stacked on a leading axis) -> one dict per seed.
 GroupEvaluator = Callable[[Any], list[dict[str, float]]]
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(MQEError, RuntimeError):
     pass
 
 
@@ -60,6 +60,7 @@ class TrainResult:
     eval_metrics: dict[str, float] | None
     updates_per_second: float  # per seed; a group of S seeds makes S times as many updates in total
     seed: int = 0
+    start_step: int = 0  # where this call began: the step of the checkpoint it resumed (0: a new run)
 
 
 def stack(trees: Sequence[Any]) -> Any:
@@ -208,13 +209,6 @@ def _per_update_chunk(sampler, length: int, num_seeds: int, batching: str) -> Ca
     return per_seed
 
 
-def paper_eval_steps(total: int, every: int, fractions=(0.8, 0.9, 1.0)) -> list[int]:
-    """The paper evaluates at 800k, 900k and 1M of 1M steps (pixels: 300k, 400k, 500k of 500k): the
-    given fractions of ``total``, rounded to whole compiled calls; the last evaluation is at ``total``."""
-    steps = sorted({max(every, round(total * f / every) * every) for f in fractions if f < 1.0} | {total})
-    return [min(s, total) for s in steps]
-
-
 def initial_state(config: RunConfig, dataset: Dataset):
     """(agent, sampling key) at step 0, both from the one seed."""
     spec = AGENTS[config.agent_name]
@@ -272,6 +266,7 @@ class _Seed:
     train_metrics: dict = dataclasses.field(default_factory=dict)
     eval_metrics: dict | None = None
     rate: float = float("nan")
+    start_step: int = 0  # the step this call started from (a resumed checkpoint's, else 0)
     eval_dir: str = ""  # where eval_<step>.json go, relative to the run directory ("" = the run directory)
 
     @property
@@ -338,8 +333,8 @@ def train_seeds(
             f"seed {s.config.train.seed}: non-finite loss at step {s.step} (see "
             f"{os.path.join(s.run_dir, 'train.csv')}); last good checkpoint: {ckpt.latest_checkpoint(s.ckpt_dir)}"
             for s in diverged))
-    return [TrainResult(s.agent, s.step, s.run_dir, s.train_metrics, s.eval_metrics, s.rate, s.config.train.seed)
-            for s in seeds]
+    return [TrainResult(s.agent, s.step, s.run_dir, s.train_metrics, s.eval_metrics, s.rate, s.config.train.seed,
+                        s.start_step) for s in seeds]
 
 
 def _start(config: RunConfig, dataset: Dataset, run_dir: str, resume: bool) -> _Seed:
@@ -357,6 +352,9 @@ def _start(config: RunConfig, dataset: Dataset, run_dir: str, resume: bool) -> _
                 f"{latest} is at step {seed.step}, past the requested train.steps={tc.steps}; "
                 "raise --steps to continue training, or use a new run directory"
             )
+        seed.start_step = seed.step
+        if seed.step < tc.steps:  # say so: a resumed run's logs and speed start mid-way
+            print(f"{run_dir}: resuming from step {seed.step} ({os.path.basename(latest)})", flush=True)
         pending = payload["extra"].get("log_window")
         if pending:  # the killed run's partly filled log window: the next row averages the same steps
             seed.window.append((pending["mean"], pending["count"]))

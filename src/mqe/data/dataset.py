@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from mqe.errors import MQEError
 from mqe.io import atomic_writer
 
 __all__ = ["Dataset", "DatasetError"]
@@ -57,7 +58,7 @@ _INT_EXTRAS = ("button_states",)
 _CHUNK_ELEMENTS = 1 << 22
 
 
-class DatasetError(ValueError):
+class DatasetError(MQEError, ValueError):
     """A dataset file or array set is malformed."""
 
 

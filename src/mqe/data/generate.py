@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 
 import mqe.envs  # noqa: F401  (MUJOCO_GL before MuJoCo loads)
 from mqe.data.dataset import Dataset
+from mqe.errors import MQEError
 from mqe.io import atomic_write_text, atomic_writer
 
 MAZE_NAME = re.compile(r"^(?P<agent>point|ant)maze-(?P<maze>medium|large|giant|teleport|colossal)-"
@@ -48,7 +49,7 @@ SUPPORTED = ("{point,ant}maze-{medium,large,giant,teleport,colossal}-{navigate,s
              "cube-{single,double,triple}-{play,noisy}-v0, scene-{play,noisy}-v0, puzzle-{3x3,4x4}-{play,noisy}-v0")
 
 
-class GenerationError(ValueError):
+class GenerationError(MQEError, ValueError):
     pass
 
 

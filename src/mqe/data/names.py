@@ -7,6 +7,7 @@ base dataset and settings, so lookups strip them first.
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import re
 
@@ -58,3 +59,8 @@ def known_names_text() -> str:
         family = name.split("-")[1] if name.startswith("visual-") else name.split("-")[0]
         groups.setdefault(("visual-" if name.startswith("visual-") else "") + family, []).append(name)
     return "\n".join(f"  {family}: {', '.join(names)}" for family, names in sorted(groups.items()))
+
+
+def suggestions(name: str, n: int = 3) -> list[str]:
+    """The known names closest to a mistyped one (``antmaze-larg-navigate-v0`` -> ``antmaze-large-navigate-v0``)."""
+    return difflib.get_close_matches(name, sorted(KNOWN), n=n, cutoff=0.75)

@@ -235,3 +235,39 @@ def robot_dataset_name(name: str) -> str:
         raise DatasetError(f"{name!r} is not a robot dataset name (expected robot-<state dataset name>, e.g. "
                            "robot-cube-single-play-v0)")
     return "visual-" + name[len("robot-"):]
+
+
+def write_robot_dataset(name: str, target: str, dataset_dir: str | None = None, *, fmt: str = "both", seed: int = 0,
+                        num_episodes: int | None = None, workers: int = 1, shard_rows: int | None = None,
+                        episode_steps: int | None = None, progress: bool = True) -> list[str]:
+    """``robot-<name>``: the frames and end-effector actions of ``visual-<name>`` (found in the dataset
+    directories, else rendered first) written as robot episodes into ``target``: NumPy episodes
+    (``target/robot-<name>/``), RLDS (``target/robot-<name>-rlds/``) or both (``fmt``). Returns what was
+    written, a line each."""
+    from mqe.data.resolve import dataset_files, search_dirs
+    from mqe.data.visual import SHARD_ROWS, generate_visual
+
+    visual = robot_dataset_name(name)
+    found = [dataset_files(d, visual)[0] for d in search_dirs(dataset_dir)]  # the training file is enough
+    found = [path for path in found if os.path.isfile(path)]
+    if found:
+        source = found[0]
+    else:
+        source = generate_visual(visual, dataset_dir, seed=seed, num_episodes=num_episodes, workers=workers,
+                                 shard_rows=shard_rows or SHARD_ROWS, progress=progress)[0]
+    episodes = dataset_to_episodes(Dataset.load_npz(source), split_steps=episode_steps)
+    steps = sum(len(e["images"]) for e in episodes)
+    proprio = f", proprio {episodes[0]['proprio'].shape[1]}-d" if "proprio" in episodes[0] else ""
+    what = (f"{len(episodes)} episodes, {steps} steps, frames {episodes[0]['images'].shape[1:]} uint8, actions "
+            f"{episodes[0]['actions'].shape[1]}-d{proprio} (from {source})")
+    lines = []
+    if fmt in ("numpy", "both"):
+        out = os.path.join(target, name)
+        write_numpy_episodes(episodes, out)
+        lines.append(f"wrote {out}/ (NumPy episodes): {what}")
+    if fmt in ("rlds", "both"):
+        from mqe.data.rlds import write_rlds
+
+        folder = write_rlds(episodes, os.path.join(target, name + "-rlds"), name=name.replace("-", "_"))
+        lines.append(f"wrote {folder}/ (RLDS, BridgeData V2's step names): {what}")
+    return lines

@@ -6,9 +6,10 @@ import gymnasium
 
 import mqe.envs  # noqa: F401  (sets MUJOCO_GL before MuJoCo loads)
 from mqe.envs import colossal  # noqa: F401  (registers antmaze-colossal-v0 / pointmaze-colossal-v0)
+from mqe.errors import MQEError
 
 
-class UnknownEnvironmentError(ValueError):
+class UnknownEnvironmentError(MQEError, ValueError):
     pass
 
 

@@ -97,6 +97,32 @@ def load_grid_file(path: str) -> dict[str, Any]:
     return spec
 
 
+def merge_flags(spec: dict[str, Any], *, datasets: str | None = None, agents: str | None = None,
+                seeds: str | None = None, preset: str | None = None, eval_episodes: int | None = None,
+                dataset_dir: str | None = None, no_download: bool = False, overrides: list[str] = (),
+                grid: list[str] = ()) -> dict[str, Any]:
+    """A grid file's keys with the command line's flags on top (flags win; ``--set`` values are added to
+    the file's ``set``; each ``--grid KEY=V1,V2`` adds or replaces one axis)."""
+    spec = dict(spec)
+    for key, value in (("datasets", datasets), ("agents", agents), ("seeds", seeds), ("preset", preset),
+                       ("eval_episodes", eval_episodes), ("dataset_dir", dataset_dir)):
+        if value is not None:
+            spec[key] = value
+    if no_download:
+        spec["no_download"] = True
+    if overrides:
+        spec["set"] = list(spec.get("set") or []) + list(overrides)
+    for axis in grid:
+        if "=" not in axis:
+            raise ConfigError(f"--grid {axis!r}: expected KEY=VALUE1,VALUE2,... (e.g. next_state_prob=0.1,0.2,0.5)")
+        key, values = axis.split("=", 1)
+        spec.setdefault("grid", {})[key.strip()] = split_values(values)
+    for key in ("datasets", "agents"):
+        if isinstance(spec.get(key), str):
+            spec[key] = split_values(spec[key])
+    return spec
+
+
 def split_values(text: str) -> list[str]:
     """``"0.1,0.2"`` -> ["0.1", "0.2"]; commas inside brackets stay: ``"[256,256],[512,512]"``."""
     values, depth, current = [], 0, ""

@@ -1,7 +1,7 @@
 """``mqe report``: the paper's tables and figures from run directories, beside the published numbers.
 
 The protocol is the paper's (Appendix B.4): a seed's score is the mean of its evaluations at 80%, 90% and
-100% of training (``mqe.train.paper_eval_steps``); a configuration's score is the mean over its seeds
+100% of training (``mqe.protocol``, the one rule); a configuration's score is the mean over its seeds
 with the standard error (sample standard deviation / sqrt(seeds)); the same per task. Runs are grouped
 by (dataset, agent, everything in the config but the seed and bookkeeping). A seed counts once all
 three evaluations exist, so a report made while a sweep runs shows the finished seeds and says how
@@ -26,13 +26,14 @@ import os
 from importlib import resources
 from typing import Any
 
-from mqe.config import ConfigError, default_preset, make_config
+from mqe import protocol
+from mqe.config import BOOKKEEPING, ConfigError, default_preset, make_config
 from mqe.io import atomic_write_text
-from mqe.train import paper_eval_steps
+from mqe.protocol import mean_and_se
 
-# Train fields that do not change what a run computes (they stay out of the grouping key).
-_BOOKKEEPING = {"seed", "log_interval", "checkpoint_interval", "keep_checkpoints", "eval_interval",
-                "tensorboard", "seed_batching", "updates_per_call"}
+# Train fields that stay out of a configuration's key: bookkeeping, the seed (seeds of a configuration are
+# grouped) and the updates per compiled call (how the same updates are dispatched).
+_NOT_IN_KEY = BOOKKEEPING | {"seed", "updates_per_call"}
 MARK = "†"
 
 
@@ -82,30 +83,22 @@ class Run:
     def paper_steps(self) -> list[int]:
         train = self.config["train"]
         fractions = self.fractions or train.get("eval_fractions", (0.8, 0.9, 1.0))
-        return paper_eval_steps(self.steps, int(train["updates_per_call"]), fractions)
+        return protocol.evaluation_steps(self.steps, int(train["updates_per_call"]), fractions)
 
     def score(self) -> dict[str, float] | None:
-        """The paper's per-seed score: the mean of the 80/90/100% evaluations (None until all exist)."""
-        found = [self.evals[s] for s in self.paper_steps if s in self.evals]
-        if len(found) < len(self.paper_steps):
-            return None
-        return {k: sum(e[k] for e in found) / len(found) for k in found[0]}
+        """The paper's per-seed score (``mqe.protocol.score``; None until every point exists)."""
+        return protocol.score(self.evals, self.paper_steps)
+
+    def unscored_reason(self) -> str:
+        """Why this seed has no score (``mqe.protocol.unscored_reason``)."""
+        return protocol.unscored_reason(self.seed, self.evals, self.paper_steps, self.steps,
+                                        protocol.trained_steps(self.run_dir))
 
     def key(self) -> tuple:
-        train = {k: v for k, v in self.config["train"].items() if k not in _BOOKKEEPING}
+        train = {k: v for k, v in self.config["train"].items() if k not in _NOT_IN_KEY}
         return (self.dataset, self.agent, self.config.get("dataset_fingerprint", ""),
                 json.dumps(self.config["agent"], sort_keys=True), json.dumps(train, sort_keys=True),
                 json.dumps(self.planner, sort_keys=True))
-
-
-def _pending_text(run: Run) -> str:
-    """Why a seed has no score: still training, or trained but missing some of the paper's points."""
-    last = max(run.evals) if run.evals else 0
-    missing = [step for step in run.paper_steps if step not in run.evals]
-    if last >= run.steps and missing:
-        return (f"s{run.seed} finished without the evaluation at {', '.join(map(str, missing))} "
-                "(mqe eval --paper re-evaluates kept checkpoints)")
-    return f"s{run.seed} at {last}"
 
 
 def read_run(run_dir: str) -> Run | None:
@@ -135,17 +128,8 @@ def read_run(run_dir: str) -> Run | None:
 
 def _read_evals(folder: str) -> tuple[dict[int, dict[str, float]], int | None]:
     """(step -> success rates from eval_<step>.json, episodes per task from final_eval.json) of a folder."""
-    evals, episodes = {}, None
-    for name in os.listdir(folder):
-        if name.startswith("eval_") and name.endswith(".json"):
-            try:
-                with open(os.path.join(folder, name)) as f:
-                    data = json.load(f)
-                evals[int(data["step"])] = {k: float(v) for k, v in data.items()
-                                            if k == "overall" or k.startswith("task")}
-            except (OSError, ValueError, KeyError):
-                continue
-    final = os.path.join(folder, "final_eval.json")
+    evals, episodes = protocol.read_evaluations(folder), None
+    final = os.path.join(folder, protocol.FINAL_FILE)
     if os.path.exists(final):
         with open(final) as f:
             episodes = json.load(f).get("episodes_per_task")
@@ -233,7 +217,7 @@ class Group:
         if episodes != {50}:
             notes.append(f"{'/'.join(str(e) if e else '?' for e in sorted(episodes, key=str))} evaluation episodes "
                          "per task (paper 50)")
-        paper_points = paper_eval_steps(run.steps, int(run.config["train"]["updates_per_call"]),
+        paper_points = protocol.evaluation_steps(run.steps, int(run.config["train"]["updates_per_call"]),
                                         paper["train"].get("eval_fractions", (0.8, 0.9, 1.0)))
         if run.paper_steps != paper_points:
             share = lambda steps: "/".join(f"{100 * s / run.steps:.0f}" for s in steps)
@@ -270,7 +254,7 @@ def group_runs(runs: list[Run]) -> list[Group]:
 
 def _flat(run: Run) -> dict[str, Any]:
     out = {k: v for k, v in run.config["agent"].items()}
-    out.update({f"train.{k}": v for k, v in run.config["train"].items() if k not in _BOOKKEEPING})
+    out.update({f"train.{k}": v for k, v in run.config["train"].items() if k not in _NOT_IN_KEY})
     if run.config.get("dataset_fingerprint"):
         out["data"] = run.config["dataset_fingerprint"][-8:]
     out["planner"] = planner_label(run.planner)
@@ -287,14 +271,6 @@ def planner_label(settings: dict[str, Any] | None) -> str:
     if settings.get("connect") and "landmarks" in settings:  # K grows until that fraction of pairs is joined
         parts[0] = f"K {settings['landmarks']}..{settings.get('max_landmarks', '?')} to {settings['connect']:.0%} joined"
     return f"{settings.get('name', '?')} ({', '.join(parts)})"
-
-
-def mean_and_se(values: list[float]) -> tuple[float, float]:
-    """Mean and standard error (sample standard deviation / sqrt(n); NaN for one value)."""
-    mean = sum(values) / len(values)
-    if len(values) < 2:
-        return mean, float("nan")
-    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1) / len(values))
 
 
 def _short(value: Any) -> str:
@@ -412,7 +388,7 @@ def render_markdown(groups: list[Group], figures: list[str] = ()) -> str:
     for g in groups:
         scores = ", ".join(f"s{r.seed} {100 * s['overall']:.1f}" for r, s in g.scored) or "none finished"
         pending = [r for r in g.runs if r.score() is None]
-        wait = (" (not scored: " + ", ".join(_pending_text(r) for r in pending) + ")") if pending else ""
+        wait = (" (not scored: " + ", ".join(r.unscored_reason() for r in pending) + ")") if pending else ""
         lines.append(f"- {g.dataset} / {g.label}: {scores}{wait}")
     lines += ["", "## Provenance", ""]
     lines += _provenance_lines(groups)

@@ -19,12 +19,11 @@ import sys
 import time
 from typing import Any, Callable
 
-from mqe import checkpoint as ckpt
-from mqe.config import ConfigError
+from mqe.errors import ConfigError
 from mqe.experiments.grid import Job
 from mqe.io import atomic_write_text
 
-BACKENDS = ("local", "ray")
+BACKENDS = ("local", "ray")  # where jobs run (make_backend)
 
 
 @dataclasses.dataclass
@@ -40,6 +39,8 @@ class Outcome:
 def seed_progress(job: Job, seed: int) -> tuple[int, bool]:
     """(newest checkpoint's step, finished?) of one seed's run directory. A seed is finished when it
     reached ``train.steps`` and, if the job evaluates, its paper-protocol summary exists."""
+    from mqe import checkpoint as ckpt
+
     run_dir = job.run_dir(seed)
     found = ckpt.list_checkpoints(os.path.join(run_dir, "checkpoints"))
     step = found[-1][0] if found else 0
@@ -70,6 +71,16 @@ def run_job(argv: list[str], log_path: str) -> int:
         process.send_signal(signal.SIGINT)
         process.wait()
         raise
+
+
+def make_backend(name: str, *, parallel: int | None = None, address: str | None = None, cpus: float = 1.0,
+                 gpus: float = 0.0):
+    """The backend called ``name`` (one of ``BACKENDS``)."""
+    if name == "ray":
+        return RayBackend(address, cpus=cpus, gpus=gpus, parallel=parallel)
+    if name == "local":
+        return LocalBackend(parallel or 1)
+    raise ConfigError(f"unknown sweep backend {name!r}; expected one of {', '.join(BACKENDS)}")
 
 
 class LocalBackend:
@@ -268,9 +279,10 @@ def _summary(outcomes: list[Outcome], log: SweepLog) -> None:
 
 
 def _success_text(job: Job) -> str:
-    """Success over the job's seeds by the report's rule (``Run.score``: each seed's mean over the paper's
-    evaluation points, all of them present), mean ± standard error; seeds without a score say why."""
-    from mqe.experiments.report import _pending_text, mean_and_se, read_run
+    """Success over the job's seeds by the protocol's rule (``mqe.protocol.score``: each seed's mean over
+    its evaluation points, all of them present), mean ± standard error; seeds without a score say why."""
+    from mqe.experiments.report import read_run
+    from mqe.protocol import mean_and_se
 
     rates, pending = [], []
     for seed in job.seeds:
@@ -278,8 +290,8 @@ def _success_text(job: Job) -> str:
         score = run.score() if run is not None else None
         if score is not None:
             rates.append(float(score["overall"]))
-        elif run is not None and run.evals:
-            pending.append(_pending_text(run))
+        elif run is not None:
+            pending.append(run.unscored_reason())
     if not rates:
         return "; ".join(pending) or "no evaluation"
     mean, se = mean_and_se(rates)

@@ -25,6 +25,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from mqe import checkpoint as ckpt
+from mqe.errors import MQEError
 from mqe.experts.sac import NumpyActor, SACAgent, SACConfig
 from mqe.io import atomic_write_text, atomic_writer
 from mqe.logger import RunLogger
@@ -41,7 +42,7 @@ class DirectionalTask:
     command_dim: int = 2
 
 
-class ExpertError(ValueError):
+class ExpertError(MQEError, ValueError):
     """Bad expert-training input; the message names the flag or file."""
 
 

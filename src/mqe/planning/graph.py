@@ -37,12 +37,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mqe.errors import MQEError
 from mqe.quasimetric import ensemble_pairwise
 
 SELECTIONS = ("uniform", "farthest")
 
 
-class PlannerError(ValueError):
+class PlannerError(MQEError, ValueError):
     """Bad planner settings or an agent the planner cannot use; the message names what was expected."""
 
 

@@ -1,0 +1,5 @@
+import sys
+
+from mqe.cli import main
+
+sys.exit(main())
