@@ -109,7 +109,7 @@ def test_the_paper_bridge_preset_is_table_4_for_mqe_and_its_baselines():
     mqe = make_config("mqe", "paper-bridge").agent
     assert (mqe.latent_dim, mqe.encoder_hidden_dims, mqe.actor_hidden_dims, mqe.encoder_layer_norm) == \
         (256, (256, 256, 256), (256, 256, 256), True)
-    assert (mqe.num_components, mqe.gamma, mqe.waypoint_discount, mqe.next_state_prob) == (8, 0.98, 0.95, 0.2)
+    assert (mqe.num_components, mqe.discount, mqe.waypoint_discount, mqe.next_state_prob) == (8, 0.98, 0.95, 0.2)
     assert (mqe.batch_size, mqe.encoder, mqe.goal_conditioning) == (128, "resnet34", "film")
     assert make_config("mqe", "paper-bridge").train.steps == 500_000
     for name in ("gcbc", "gciql", "tra"):  # TRA-g: its actor's own ResNet, FiLM by psi(g) (C.1)

@@ -19,7 +19,7 @@ def test_presets_and_overrides_resolve():
     assert config.train.steps == 100 and config.train.log_interval == 5000
     assert RunConfig.from_dict(config.to_dict()) == config
     bridge = make_config("mqe", "paper-bridge")
-    assert (bridge.agent.batch_size, bridge.agent.latent_dim, bridge.agent.gamma) == (128, 256, 0.98)
+    assert (bridge.agent.batch_size, bridge.agent.latent_dim, bridge.agent.discount) == (128, 256, 0.98)
 
 
 @pytest.mark.parametrize("name, alpha", [

@@ -91,7 +91,7 @@ def test_mqe_alpha_matches_table_3_and_the_rest_is_table_2():
         config = make_config("mqe", "paper", dataset=dataset).agent
         if config.alpha != expected:
             wrong.append(f"{dataset}: alpha {config.alpha}, Table 3 {expected}")
-        assert (config.gamma, config.waypoint_discount, config.next_state_prob) == (0.995, 0.95, 0.2)
+        assert (config.discount, config.waypoint_discount, config.next_state_prob) == (0.995, 0.95, 0.2)
     assert not wrong, "\n".join(wrong)
 
 
@@ -182,7 +182,7 @@ def test_mqe_pixel_preset_follows_the_paper():
     for dataset, alpha in expected_alpha.items():
         config = make_config("mqe", dataset=dataset)
         a = config.agent
-        assert (a.alpha, a.encoder, a.next_state_prob, a.batch_size, a.gamma) == (alpha, "impala_small", 0.2, 256, 0.995)
+        assert (a.alpha, a.encoder, a.next_state_prob, a.batch_size, a.discount) == (alpha, "impala_small", 0.2, 256, 0.995)
         assert a.crop_prob == (0.0 if "antmaze" in dataset else 0.5)
         assert config.train.steps == 500_000 and config.train.eval_fractions == (0.6, 0.8, 1.0)
         assert paper_eval_steps(500_000, 100, config.train.eval_fractions) == [300_000, 400_000, 500_000]

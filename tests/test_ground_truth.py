@@ -56,7 +56,7 @@ def _spearman_vs_bfs(*overrides: str) -> tuple[float, float]:
     agent, config, seconds = _trained_mqe(*overrides)
     learned, bfs = all_pairs_distances(
         maze, lambda o, g: np.asarray(agent.distance(o, g)).mean(axis=0),
-        abs(math.log(config.agent.gamma)))
+        abs(math.log(config.agent.discount)))
     rho = spearmanr(learned, bfs).statistic
     print(f"MQE {' '.join(overrides)}: Spearman(d/|log gamma|, BFS) = {rho:.4f} after {STEPS} updates in {seconds:.0f} s")
     return rho, seconds

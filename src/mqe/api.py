@@ -4,12 +4,12 @@
     >>> model = mqe.load("runs/my-run")            # newest checkpoint of a run, or a .msgpack file
     >>> model.distance(observations, goals)         # learned d(psi(s), psi(g)), shape (N,)
     >>> model.distance(observations, goals) / model.step_distance   # in environment steps
+    >>> model.steps(observations, goals)            # the same, as the agent (and the planner) count them
     >>> model.act(observations, goals)              # deterministic actions, shape (N, action_dim)
 """
 
 from __future__ import annotations
 
-import math
 import os
 from functools import cached_property
 
@@ -43,8 +43,23 @@ class LoadedAgent:
 
     @property
     def step_distance(self) -> float:
-        """|log gamma|: the learned distance of one environment step."""
-        return abs(math.log(self.config.agent.gamma))
+        """The learned distance of one environment step, as the agent states it (``agent.step_distance()``:
+        |log gamma| for MQE and TMD, 1 for QRL)."""
+        if not hasattr(self.agent, "step_distance"):
+            raise TypeError(f"agent {self.config.agent_name!r} has no learned distance")
+        return float(self.agent.step_distance())
+
+    def steps(self, observations, goals, *, batch_size: int = 4096) -> np.ndarray:
+        """Environment steps from each observation to its goal as the agent learned them (matched rows):
+        the same ``agent.steps_functions()`` the planner plans with. (N,)."""
+        if not hasattr(self.agent, "steps_functions"):
+            raise TypeError(f"agent {self.config.agent_name!r} has no distance or value to count steps with")
+        if self.policy_only:
+            raise TypeError(f"{self.path} is a policy checkpoint: it holds the policy's networks, not the critic's")
+        obs, goals = self._rows(observations, "observations"), self._rows(goals, "goals")
+        if obs.shape[0] != goals.shape[0]:
+            raise ValueError(f"observations has {obs.shape[0]} rows but goals has {goals.shape[0]}")
+        return _batched(self._steps_fn, batch_size, obs, goals, axis=0)
 
     def distance(self, observations, goals, *, reduce: str = "mean", batch_size: int = 4096) -> np.ndarray:
         """d(psi(s), psi(g)) for matched rows; ``reduce`` over the ensemble: mean | max | min | none."""
@@ -83,6 +98,11 @@ class LoadedAgent:
     @cached_property
     def _distance_fn(self):
         return jax.jit(lambda o, g: self.agent.distance(o, g))
+
+    @cached_property
+    def _steps_fn(self):
+        fns = self.agent.steps_functions()
+        return jax.jit(lambda o, g: fns.steps(fns.embed_state(o), fns.embed_goal(g)))
 
     @cached_property
     def _act_fn(self):

@@ -57,6 +57,10 @@ class TrainConfig:
             raise ConfigError(f"train.keep_checkpoints must be >= 1, got {self.keep_checkpoints}")
 
 
+# Config fields that were renamed, per agent: old name -> new name. Old run directories, checkpoints and
+# `--set old=...` still read (MQE called its discount `gamma` before every agent's became `discount`).
+RENAMED_FIELDS = {"mqe": {"gamma": "discount"}}
+
 # Train fields that change neither what a run computes nor its results (logging, checkpoint cadence, how
 # seeds are laid out in one program): a resumed run may change them, and runs that differ only in them
 # are one configuration in a report.
@@ -96,9 +100,11 @@ class RunConfig:
         name = data["agent_name"]
         agent_cls = _agent_config_class(name)
         dataset = data.get("dataset", "")
+        renamed = RENAMED_FIELDS.get(name, {})
+        agent_fields = {renamed.get(k, k): v for k, v in data.get("agent", {}).items()}
         return cls(
             agent_name=name,
-            agent=_build(agent_cls, data.get("agent", {}), "agent"),
+            agent=_build(agent_cls, agent_fields, "agent"),
             train=_build(TrainConfig, data.get("train", {}), "train"),
             dataset=dataset,
             # Runs from before `env` existed evaluated on their dataset's name.
@@ -228,8 +234,9 @@ def make_config(
             for key, (value, source) in dataset_overrides(agent_name, settings_name).items():
                 put(agent_fields, "agent", {key: value}, source)
     items = overrides.items() if isinstance(overrides, dict) else (_split(o) for o in overrides)
+    renamed = RENAMED_FIELDS.get(agent_name, {})
     for key, raw in items:
-        section, field = _resolve_key(key, agent_cls)
+        section, field = _resolve_key(_renamed_key(key, renamed), agent_cls)
         target_cls = agent_cls if section == "agent" else TrainConfig
         value = _coerce(raw, _field_types(target_cls)[field], f"{section}.{field}")
         put(agent_fields if section == "agent" else train_fields, section, {field: value}, "--set")
@@ -284,6 +291,17 @@ def _split(item: str) -> tuple[str, str]:
         raise ConfigError(f"override {item!r} must look like key=value (e.g. alpha=0.1 or train.steps=1000)")
     key, value = item.split("=", 1)
     return key.strip(), value.strip()
+
+
+def _renamed_key(key: str, renamed: dict[str, str]) -> str:
+    """An override's key under a field's current name (``gamma`` -> ``discount`` for MQE), with a warning."""
+    section, _, field = key.rpartition(".")
+    if field in renamed and section in ("", "agent"):
+        import warnings
+
+        warnings.warn(f"--set {key}: {field!r} is now called {renamed[field]!r}", stacklevel=3)
+        return (section + "." if section else "") + renamed[field]
+    return key
 
 
 def _resolve_key(key: str, agent_cls) -> tuple[str, str]:

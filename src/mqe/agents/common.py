@@ -9,7 +9,9 @@ networks, ``TARGETS``: the names of the networks whose copies ``target_params`` 
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+import dataclasses
+import math
+from typing import Any, Callable, ClassVar
 
 import flax.struct
 import jax
@@ -20,6 +22,52 @@ from mqe import losses
 from mqe.encoders import encoded, feature_dim, goal_concat_encoded, make_encoder
 from mqe.networks import EnsembleMLP, GaussianPolicy, StateActionEncoder, jitted_init
 from mqe.sampling import GoalSamplerConfig
+
+
+@dataclasses.dataclass
+class StepsFunctions:
+    """How far a goal is in environment steps, as an agent learned it (``agent.steps_functions()``; the
+    planner and ``mqe.load(...).steps`` use it): embeddings computed once per state, and the steps between
+    embeddings. For value agents the "embedding" is the state itself and the steps run the value network
+    on the pair."""
+
+    embed_state: Callable[[jax.Array], object]
+    embed_goal: Callable[[jax.Array], object]
+    steps: Callable[[object, object], jax.Array]  # matched rows of embeddings -> (N,) steps
+    units: str  # how the steps were obtained, for the record
+    # all pairs of embeddings -> (N, M) steps, where the agent has a kernel for it (MRN's never stores
+    # the (N, M, D) differences); None: matched rows of repeated and tiled embeddings
+    pairwise: Callable[[object, object], jax.Array] | None = None
+
+
+def quasimetric_steps(agent, step_distance: float) -> StepsFunctions:
+    """Steps of an agent whose backups make one step worth ``step_distance`` of its ensemble distance
+    ``d(psi_e(s), psi_e(g))``: ``mean_e d / step_distance``."""
+    from mqe.quasimetric import ensemble_pairwise
+
+    matched, pairwise = agent._distances()
+    psi = lambda x: agent.psi(agent.params, x)
+    scale = 1.0 / step_distance
+    return StepsFunctions(psi, psi, lambda a, b: jnp.mean(matched(a, b), axis=0) * scale,
+                          "d(psi(s), psi(g)) / |log gamma|",
+                          lambda a, b: jnp.mean(ensemble_pairwise(pairwise, a, b), axis=0) * scale)
+
+
+def value_steps(agent, discount: float) -> StepsFunctions:
+    """Steps from a value ``V(s, g)`` of reward -1 per step until the goal: ``V = -(1 - gamma^k) / (1 - gamma)``,
+    so ``k = log(1 + (1 - gamma) V) / log gamma`` (V clipped into range)."""
+    from mqe.errors import ConfigError
+
+    if not agent.config.sampler().gc_negative:
+        raise ConfigError(f"{type(agent).__name__} with gc_negative=False has no steps-to-goal value")
+
+    def steps(s, g):
+        v = agent.value_estimate(s, g)
+        inner = jnp.clip(1.0 + (1.0 - discount) * v, 1e-6, 1.0)
+        return jnp.log(inner) / math.log(discount)
+
+    identity = lambda x: x
+    return StepsFunctions(identity, identity, steps, "value V converted: log(1 + (1 - gamma) V) / log gamma")
 
 
 def adam(learning_rate: float) -> optax.GradientTransformation:

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from mqe import losses
-from mqe.agents.common import AgentState
+from mqe.agents.common import AgentState, value_steps
 from mqe.encoders import encoder_settings_problem, goal_encoded
 from mqe.networks import GaussianPolicy, GoalConditionedValue
 from mqe.sampling import GoalSamplerConfig
@@ -114,3 +114,7 @@ class GCIQLAgent(AgentState):
     def value_estimate(self, observations, goals):
         """V(s, g): higher is closer."""
         return self.v(self.params["value"], observations, goals)
+
+    def steps_functions(self):
+        """Steps to the goal from the value (reward -1 per step until the goal; ``common.value_steps``)."""
+        return value_steps(self, self.config.discount)

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from mqe import losses
-from mqe.agents.common import AgentState
+from mqe.agents.common import AgentState, value_steps
 from mqe.encoders import goal_concat_encoded
 from mqe.networks import GaussianPolicy, GoalConditionedValue
 from mqe.sampling import GoalSamplerConfig
@@ -105,3 +105,7 @@ class GCIVLAgent(AgentState):
     def value_estimate(self, observations, goals):
         """mean_k V_k(s, g): higher is closer (about -steps to the goal, scaled by the discount)."""
         return jnp.mean(self.value(self.params["value"], observations, goals), axis=0)
+
+    def steps_functions(self):
+        """Steps to the goal from the value (reward -1 per step until the goal; ``common.value_steps``)."""
+        return value_steps(self, self.config.discount)

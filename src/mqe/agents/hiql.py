@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from mqe import losses
-from mqe.agents.common import AgentState
+from mqe.agents.common import AgentState, value_steps
 from mqe.encoders import encoded, goal_concat_encoded
 from mqe.agents.gcivl import implicit_value_loss
 from mqe.networks import MLP, GaussianPolicy, GoalConditionedValue, join
@@ -142,3 +142,7 @@ class HIQLAgent(AgentState):
     def value_estimate(self, observations, goals):
         """mean_k V_k(s, g): higher is closer."""
         return jnp.mean(self.value(self.params["goal_rep"], self.params["value"], observations, goals), axis=0)
+
+    def steps_functions(self):
+        """Steps to the goal from the value (reward -1 per step until the goal; ``common.value_steps``)."""
+        return value_steps(self, self.config.discount)

@@ -1,7 +1,7 @@
 """MQE: Multistep Quasimetric Estimation (Zheng, Myers, Eysenbach, Levine; ICLR 2026).
 
 One readable file, in the shape of OGBench's agents: a commented config, ``create``, ``total_loss``,
-``update``, ``sample_actions``. The math follows ``shared/spec/MQE.md`` (section numbers below).
+``update``, ``sample_actions``. The math is on the documentation's algorithm page (docs/algorithm.md; section numbers below).
 
 Critic (section 3), per ensemble member e, averaged over e:
   d_ij   = d(phi_e(s_i, a_i), psi_e(g_j))                    all pairs of the batch
@@ -29,6 +29,7 @@ import optax
 
 from mqe import kernels as kernel_sets
 from mqe import losses
+from mqe.agents.common import StepsFunctions, quasimetric_steps
 from mqe.encoders import ENCODERS, encoder_settings_problem, feature_dim, goal_encoded, make_encoder
 from mqe.networks import EnsembleMLP, GaussianPolicy, StateActionEncoder, jitted_init
 from mqe.quasimetric import (
@@ -48,7 +49,7 @@ class MQEConfig:
 
     # --- batch sampling (section 2) ---
     batch_size: int = 256  # transitions per update
-    gamma: float = 0.995  # discount; value goal K ~ Geom(1 - gamma); one step = |log gamma| of distance
+    discount: float = 0.995  # gamma; value goal K ~ Geom(1 - gamma); one step = |log gamma| of distance
     waypoint_discount: float = 0.95  # lambda: waypoint offset k ~ Geom(1 - lambda)
     next_state_prob: float = 0.2  # p: waypoint replaced by s' (k' = 1) with this probability
     waypoint_distribution: str = "geometric"  # geometric | uniform_to_goal | uniform | fixed (Table 6)
@@ -115,7 +116,7 @@ class MQEConfig:
     def sampler(self) -> SamplerConfig:
         return SamplerConfig(
             batch_size=self.batch_size,
-            gamma=self.gamma,
+            gamma=self.discount,
             waypoint_discount=self.waypoint_discount,
             next_state_prob=self.next_state_prob,
             waypoint_distribution=self.waypoint_distribution,
@@ -197,13 +198,13 @@ class MQEAgent(flax.struct.PyTreeNode):
         ensemble = kernel_sets.resolve(cfg.kernels).ensemble
         d = ensemble_pairwise(pairwise, phi_sa, psi_g, ensemble)  # (E, B, B): d((s_i, a_i), g_j)
         d_w = jax.lax.stop_gradient(ensemble_pairwise(pairwise, psi_w, jax.lax.stop_gradient(psi_g), ensemble))
-        ell = losses.linex_backup_loss(d, d_w, steps[None, :, None], cfg.gamma, cfg.linex_clip)
+        ell = losses.linex_backup_loss(d, d_w, steps[None, :, None], cfg.discount, cfg.linex_clip)
         backup_loss = jnp.mean(losses.weighted_pair_mean(ell, cfg.pair_weight))
 
         invariance_loss = self._invariance_loss(params, f_sg, psi_s, phi_sa, psi_g, d, batch)
         d_diag = jnp.diagonal(d, axis1=-2, axis2=-1)
         dw_diag = jnp.diagonal(d_w, axis1=-2, axis2=-1)
-        log_gamma = abs(math.log(cfg.gamma))
+        log_gamma = abs(math.log(cfg.discount))
         metrics = {
             "critic/backup_loss": backup_loss,
             "critic/invariance_loss": invariance_loss,
@@ -211,7 +212,7 @@ class MQEAgent(flax.struct.PyTreeNode):
             "critic/d_all_pairs": jnp.mean(d),
             "critic/matched_steps": jnp.mean(d_diag) / log_gamma,
             "critic/target_gap_steps": jnp.mean(
-                d_diag - losses.linex_target(dw_diag, steps[None, :], cfg.gamma)
+                d_diag - losses.linex_target(dw_diag, steps[None, :], cfg.discount)
             ) / log_gamma,
             "critic/invariance_distance": jnp.mean(matched(psi_s, phi_sa)),
         }
@@ -295,6 +296,14 @@ class MQEAgent(flax.struct.PyTreeNode):
     def value_estimate(self, observations, goals):
         """-mean_e d(psi_e(s), psi_e(g)): higher is closer."""
         return -jnp.mean(self.distance(observations, goals), axis=0)
+
+    def step_distance(self) -> float:
+        """The distance of one environment step: |log gamma| (the LINEX backups make it so)."""
+        return abs(math.log(self.config.discount))
+
+    def steps_functions(self) -> StepsFunctions:
+        """Steps to the goal: mean_e d(psi_e(s), psi_e(g)) / |log gamma|."""
+        return quasimetric_steps(self, self.step_distance())
 
     def _distances(self):
         cfg = self.config

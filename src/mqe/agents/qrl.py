@@ -17,7 +17,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from mqe.agents.common import AgentState
+from mqe.agents.common import AgentState, StepsFunctions
 from mqe.encoders import encoded, goal_concat_encoded
 from mqe.networks import MLP, GaussianPolicy
 from mqe.quasimetric import iqe_distance
@@ -127,3 +127,13 @@ class QRLAgent(AgentState):
         z, mix = self.embed(self.params, observations)
         z_goal, _ = self.embed(self.params, goals)
         return self.latent_distance(z, z_goal, mix)[None]
+
+    def step_distance(self) -> float:
+        """The distance of one environment step: 1 (the constraint d(s, s') <= 1 makes one step worth 1)."""
+        return 1.0
+
+    def steps_functions(self) -> StepsFunctions:
+        """Steps to the goal: the IQE distance itself."""
+        embed = lambda x: self.embed(self.params, x)
+        return StepsFunctions(embed, embed, lambda a, b: self.latent_distance(a[0], b[0], a[1]),
+                              "IQE distance (one step = 1)")

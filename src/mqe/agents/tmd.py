@@ -19,7 +19,8 @@ import jax
 import jax.numpy as jnp
 
 from mqe import losses
-from mqe.agents.common import AgentState, future_goal_sampler, phi_psi_actor_inputs, phi_psi_actor_networks
+from mqe.agents.common import (AgentState, StepsFunctions, future_goal_sampler, phi_psi_actor_inputs,
+                               phi_psi_actor_networks, quasimetric_steps)
 from mqe.quasimetric import ensemble_pairwise, make_quasimetric
 from mqe.sampling import GoalSamplerConfig
 
@@ -91,8 +92,15 @@ class TMDAgent(AgentState):
         return self.ddpg_bc_actor_loss(
             params, batch, lambda p, o, a, g: jnp.min(-matched(self.phi(p, o, a), self.psi(p, g)), axis=0))
 
-
     def distance(self, observations, goals):
         """Learned d(psi_e(s), psi_e(g)) per ensemble member: (E, ...)."""
         matched, _ = self._distances()
         return matched(self.psi(self.params, observations), self.psi(self.params, goals))
+
+    def step_distance(self) -> float:
+        """The distance of one environment step: |log gamma| (the LINEX backup's discount)."""
+        return abs(math.log(self.config.discount))
+
+    def steps_functions(self) -> StepsFunctions:
+        """Steps to the goal: mean_e d(psi_e(s), psi_e(g)) / |log gamma|."""
+        return quasimetric_steps(self, self.step_distance())

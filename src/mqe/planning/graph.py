@@ -30,15 +30,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
-from typing import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mqe.agents.common import StepsFunctions
 from mqe.errors import MQEError
-from mqe.quasimetric import ensemble_pairwise
 
 SELECTIONS = ("uniform", "farthest")
 
@@ -147,57 +145,16 @@ def choose(paths: jax.Array, to_landmarks: jax.Array, landmarks_to_goal: jax.Arr
     return first, use_goal
 
 
-@dataclasses.dataclass
-class StepsFunctions:
-    """What the planner needs from an agent: embeddings that are computed once per state, and the
-    distance in environment steps between embeddings. For value agents the "embedding" is the state
-    itself and the distance runs the value network on the pair."""
-
-    embed_state: Callable[[jax.Array], object]
-    embed_goal: Callable[[jax.Array], object]
-    steps: Callable[[object, object], jax.Array]  # matched rows of embeddings -> (N,) steps
-    units: str  # how the steps were obtained, for the record
-    # all pairs of embeddings -> (N, M) steps, where the agent has a kernel for it (MRN's never stores
-    # the (N, M, D) differences); None: matched rows of repeated and tiled embeddings
-    pairwise: Callable[[object, object], jax.Array] | None = None
-
-
-def steps_functions(agent, agent_name: str) -> StepsFunctions:
-    """An agent's learned distance in environment steps (stated per agent):
-
-    - mqe, tmd: d(psi(s), psi(g)) / |log gamma| (their backups make one step worth |log gamma|),
-      averaged over the ensemble;
-    - qrl: its IQE distance, whose constraint d(s, s') <= 1 makes one step worth 1;
-    - gcivl, gciql, hiql: the value V(s, g) of reward -1 per step until the goal,
-      V = -(1 - gamma^k) / (1 - gamma), so k = log(1 + (1 - gamma) V) / log gamma (V clipped into range).
-    """
-    cfg = agent.config
-    if agent_name in ("mqe", "tmd"):
-        gamma = cfg.gamma if agent_name == "mqe" else cfg.discount
-        matched, pairwise = agent._distances()
-        psi = lambda x: agent.psi(agent.params, x)
-        scale = 1.0 / abs(math.log(gamma))
-        return StepsFunctions(psi, psi, lambda a, b: jnp.mean(matched(a, b), axis=0) * scale,
-                              "d(psi(s), psi(g)) / |log gamma|",
-                              lambda a, b: jnp.mean(ensemble_pairwise(pairwise, a, b), axis=0) * scale)
-    if agent_name == "qrl":
-        embed = lambda x: agent.embed(agent.params, x)
-        return StepsFunctions(embed, embed, lambda a, b: agent.latent_distance(a[0], b[0], a[1]),
-                              "IQE distance (one step = 1)")
-    if agent_name in ("gcivl", "gciql", "hiql"):
-        gamma = cfg.discount
-        if not cfg.sampler().gc_negative:
-            raise PlannerError(f"planner: {agent_name} with gc_negative=False has no steps-to-goal value")
-
-        def steps(s, g):
-            v = agent.value_estimate(s, g)
-            inner = jnp.clip(1.0 + (1.0 - gamma) * v, 1e-6, 1.0)
-            return jnp.log(inner) / math.log(gamma)
-
-        identity = lambda x: x
-        return StepsFunctions(identity, identity, steps, "value V converted: log(1 + (1 - gamma) V) / log gamma")
-    raise PlannerError(f"planner: agent {agent_name!r} has no distance or value the planner can turn into steps "
-                       "(mqe, tmd, qrl, gcivl, gciql, hiql)")
+def steps_functions(agent, agent_name: str | None = None) -> StepsFunctions:
+    """An agent's learned distance in environment steps, as the agent states it (``agent.steps_functions()``:
+    MQE and TMD divide their distance by |log gamma|, QRL's counts one step as 1, value agents convert V)."""
+    if not hasattr(agent, "steps_functions"):
+        raise PlannerError(f"planner: agent {agent_name or type(agent).__name__!r} has no distance or value the "
+                           "planner can turn into steps (mqe, tmd, qrl, gcivl, gciql, hiql)")
+    try:
+        return agent.steps_functions()
+    except ValueError as exc:
+        raise PlannerError(f"planner: {exc}") from None
 
 
 @functools.partial(jax.jit, static_argnums=0)

@@ -1,0 +1,103 @@
+"""Agents answer for themselves: one name for the discount, and one method for the distance in steps that
+``mqe.load`` and the planner both use (checked for MQE, TMD and QRL); runs and checkpoints written when MQE
+called its discount ``gamma`` still load and resume."""
+
+import json
+import math
+import os
+
+import flax.serialization
+import numpy as np
+import pytest
+
+import mqe
+from mqe import checkpoint as ckpt
+from mqe.agents import AGENTS
+from mqe.config import make_config
+from mqe.data.dataset import Dataset
+from mqe.planning import steps_functions
+from mqe.train import train
+
+TINY = {
+    "mqe": ["batch_size=16", "latent_dim=16", "encoder_hidden_dims=16,16", "actor_hidden_dims=16,16"],
+    "tmd": ["batch_size=16", "latent_dim=16", "value_hidden_dims=16,16", "actor_hidden_dims=16,16"],
+    "qrl": ["batch_size=16", "latent_dim=16", "value_hidden_dims=16,16", "dynamics_hidden_dims=16,16",
+            "actor_hidden_dims=16,16"],
+    "gciql": ["batch_size=16", "value_hidden_dims=16,16", "actor_hidden_dims=16,16"],
+}
+STEPS = ["train.steps=20", "train.updates_per_call=10", "train.log_interval=10", "train.checkpoint_interval=10"]
+
+
+def _dataset(n=300):
+    rng = np.random.default_rng(0)
+    obs = np.cumsum(rng.normal(size=(n, 3)), 0).astype(np.float32)
+    act = rng.uniform(-1, 1, (n, 2)).astype(np.float32)
+    terminals = np.zeros(n, bool)
+    terminals[99::100] = True
+    return Dataset.from_arrays(obs, act, terminals)
+
+
+def test_every_agent_calls_its_discount_discount():
+    for name, spec in AGENTS.items():
+        fields = {f for f in spec.config_class.__dataclass_fields__}
+        assert "gamma" not in fields, f"{name}: the discount is called `discount`"
+        if name not in ("gcbc", "qrl"):  # behaviour cloning and QRL's one-step constraint have no discount
+            assert "discount" in fields, name
+
+
+@pytest.mark.parametrize("name, unit", [("mqe", 1.0 / abs(math.log(0.99))), ("tmd", 1.0 / abs(math.log(0.99))),
+                                        ("qrl", 1.0)])
+def test_load_and_the_planner_count_steps_the_same_way(name, unit, tmp_path):
+    discount = [] if name == "qrl" else ["discount=0.99"]
+    config = make_config(name, None, TINY[name] + STEPS + discount)
+    ds = _dataset()
+    result = train(config, ds, str(tmp_path), progress=False)
+    model = mqe.load(tmp_path)
+    assert model.step_distance == pytest.approx(1.0 / unit)
+    obs, goals = ds.observations[:9], ds.observations[50:59]
+    steps = model.steps(obs, goals)
+    assert steps.shape == (9,) and np.all(np.isfinite(steps))
+    np.testing.assert_allclose(steps, model.distance(obs, goals) / model.step_distance, rtol=1e-5, atol=1e-5)
+    fns = steps_functions(result.agent)
+    planned = np.asarray(fns.steps(fns.embed_state(obs), fns.embed_goal(goals)))
+    np.testing.assert_allclose(steps, planned, rtol=1e-5, atol=1e-5)
+
+
+def test_a_value_agent_has_steps_but_no_distance(tmp_path):
+    config = make_config("gciql", None, TINY["gciql"] + STEPS)
+    ds = _dataset()
+    train(config, ds, str(tmp_path), progress=False)
+    model = mqe.load(tmp_path)
+    assert np.all(model.steps(ds.observations[:4], ds.observations[10:14]) >= 0)
+    with pytest.raises(TypeError, match="no learned distance"):
+        model.step_distance
+
+
+def test_runs_written_with_gamma_still_load_and_resume(tmp_path):
+    """A run directory and checkpoint whose config says `gamma` (MQE before the rename) loads with the same
+    discount and resumes to the same parameters as a run that never had the old name."""
+    ds = _dataset()
+    config = make_config("mqe", None, TINY["mqe"] + STEPS + ["discount=0.97"])
+    old, new = str(tmp_path / "old"), str(tmp_path / "new")
+    short = make_config("mqe", None, TINY["mqe"] + STEPS[1:] + ["train.steps=10", "discount=0.97"])
+    train(short, ds, old, progress=False)
+    # Rewrite the run as the old code wrote it: `gamma` in config.json and inside the checkpoint.
+    for path in [os.path.join(old, "config.json")]:
+        data = json.load(open(path))
+        data["agent"]["gamma"] = data["agent"].pop("discount")
+        json.dump(data, open(path, "w"))
+    latest = ckpt.latest_checkpoint(os.path.join(old, "checkpoints"))
+    payload = flax.serialization.msgpack_restore(open(latest, "rb").read())
+    saved = json.loads(payload["config"])
+    saved["agent"]["gamma"] = saved["agent"].pop("discount")
+    payload["config"] = json.dumps(saved)
+    open(latest, "wb").write(flax.serialization.msgpack_serialize(payload))
+    assert "gamma" in ckpt.read_checkpoint(latest)["config"]["agent"]
+
+    loaded = mqe.load(old)
+    assert loaded.config.agent.discount == 0.97 and loaded.step_distance == pytest.approx(abs(math.log(0.97)))
+    resumed = train(config, ds, old, progress=False)  # the old run continues under the new name
+    fresh = train(config, ds, new, progress=False)
+    for a, b in zip(flax.traverse_util.flatten_dict(resumed.agent.params).values(),
+                    flax.traverse_util.flatten_dict(fresh.agent.params).values()):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
