@@ -2,7 +2,7 @@
 
 - ``on_config``: the API pages go into the navigation, one per module found in ``src/mqe``.
 - ``on_files``: the generated pages join the site: ``reference/cli.md``, ``reference/agents.md``,
-  ``reference/presets.md``, ``reference/api/<module>.md`` (``reference.py``), ``results.md``
+  ``reference/presets.md``, ``reference/imports.md``, ``reference/api/<module>.md`` (``reference.py``), ``results.md``
   (``results.py``) and ``changelog.md`` (``CHANGELOG.md``).
 - ``on_page_content``: LaTeX becomes MathML (``mathml.py``).
 """
@@ -76,6 +76,7 @@ def on_files(files, config, **kwargs):
         "reference/cli.md": reference.cli_page(),
         "reference/agents.md": reference.agents_page(),
         "reference/presets.md": reference.presets_page(),
+        "reference/imports.md": reference.imports_page(),
         "results.md": results.results_page(),
         "changelog.md": (ROOT / "CHANGELOG.md").read_text(),
     }

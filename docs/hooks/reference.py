@@ -79,7 +79,7 @@ def _option_rows(parser: argparse.ArgumentParser):
             name = formatter._format_args(action, formatter._get_default_metavar_for_positional(action))
         help_text = formatter._expand_help(action) if action.help else ""
         default = action.default
-        if action.option_strings and action.nargs == 0 or default in (None, argparse.SUPPRESS) \
+        if action.option_strings and action.nargs == 0 or default in (None, argparse.SUPPRESS, []) \
                 or not action.option_strings:
             default_cell = ""
         else:
@@ -388,8 +388,80 @@ def api_page(module: str) -> str:
             f"::: {module}\n")
 
 
+# ---------------------------------------------------------------------------------------- the import map
+
+# The rooms of the architecture page. The core is the model and its training; every other room is a
+# subpackage or a top-level module named after it. A module not named here belongs to the core if it is a
+# top-level module, else to its subpackage.
+CORE = ("config", "agents", "networks", "losses", "quasimetric", "sampling", "train",
+        "kernels", "checkpoint", "logger", "io", "errors", "provenance", "protocol", "api", "parallel", "presets")
+ROOM_OF_MODULE = {"mqe.__main__": "cli", "mqe": "core"}
+
+
+def room_of(module: str) -> str:
+    if module in ROOM_OF_MODULE:
+        return ROOM_OF_MODULE[module]
+    top = module.split(".")[1]
+    return "core" if top in CORE else top
+
+
+def import_edges() -> dict[tuple[str, str], list[tuple[str, str, bool]]]:
+    """(room, room it imports) -> [(module, imported module, lazy)], read with ``ast`` from ``src/mqe``;
+    ``lazy`` marks an import inside a function (it runs only when called)."""
+    edges: dict[tuple[str, str], list[tuple[str, str, bool]]] = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = list(path.relative_to(SRC).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        module = ".".join(parts)
+        tree = ast.parse(path.read_text())
+        top_level = {id(node) for node in tree.body}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                if name != "mqe" and not name.startswith("mqe."):
+                    continue
+                a, b = room_of(module), room_of(name)
+                if a != b:
+                    edges.setdefault((a, b), []).append((module, name, id(node) not in top_level))
+    return edges
+
+
+def imports_page() -> str:
+    edges = import_edges()
+    rooms = sorted({r for pair in edges for r in pair}, key=lambda r: (r != "core", r != "cli", r))
+    out = [GENERATED, "# Import map\n\n",
+           "Which room imports which, read from the source with `ast` at build time "
+           "(see [architecture](../architecture.md) for the rooms and the rule). A row is the importing room, "
+           "a column the imported one; a number counts the import statements between them.\n\n"]
+    out.append("| imports → | " + " | ".join(f"`{r}`" for r in rooms) + " |\n|---|" + "---|" * len(rooms) + "\n")
+    for a in rooms:
+        cells = [str(len(edges[(a, b)])) if (a, b) in edges else "" for b in rooms]
+        out.append(f"| `{a}` | " + " | ".join(cells) + " |\n")
+    upward = {pair: found for pair, found in edges.items() if pair[0] == "core"}
+    out.append("\n## Imports from the core into other rooms { #from-the-core }\n\n")
+    if not upward:
+        out.append("None: the core imports no other room.\n")
+    else:
+        out.append("The rule says the core imports no other room; these imports do "
+                   "(*lazy*: inside a function, so it runs only when that function is called).\n\n"
+                   "| core module | imports | when |\n|---|---|---|\n")
+        for (_a, _b), found in sorted(upward.items()):
+            for module, name, lazy in sorted(set(found)):
+                out.append(f"| `{module}` | `{name}` | {'lazy' if lazy else 'at import'} |\n")
+    out.append("\n## Every cross-room import { #every-import }\n")
+    for (a, b), found in sorted(edges.items()):
+        out.append(f"\n### `{a}` → `{b}` {{ #{a}-{b} }}\n\n")
+        out.extend(f"- `{m}` → `{n}`{' (lazy)' if lazy else ''}\n" for m, n, lazy in sorted(set(found)))
+    return "".join(out)
+
 if __name__ == "__main__":
     sys.path.insert(0, str(SRC))
-    pages = {"cli": cli_page, "agents": agents_page, "presets": presets_page,
+    pages = {"cli": cli_page, "agents": agents_page, "presets": presets_page, "imports": imports_page,
              "api": lambda: "\n".join(api_modules())}
     print(pages[sys.argv[1] if len(sys.argv) > 1 else "cli"]())
