@@ -22,8 +22,8 @@ import re
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks" / "results"
 
-TOPICS = ["Success rates", "Training speed", "Evaluation", "Planning", "Pixels", "Data generation", "Serving",
-          "Correctness", "Compatibility"]
+TOPICS = ["Success rates", "Training speed", "Evaluation", "Planning", "Pixels", "Data generation", "Data formats",
+          "Serving", "Correctness", "Compatibility"]
 
 
 def _cell(value) -> str:
