@@ -52,6 +52,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mqe import checkpoint as ckpt
+from mqe import driver
 from mqe import kernels
 from mqe.agents import AGENTS
 from mqe.config import make_config
@@ -61,7 +62,7 @@ from mqe.sampling import DeviceData
 from mqe.encoders import with_augmentation
 from mqe.planning.graph import PlannerConfig
 from mqe.protocol import evaluation_steps as paper_eval_steps
-from mqe.train import chunk_dispatch, make_train_chunk, stack, train_seeds
+from mqe.train import chunk_dispatch, make_train_chunk, stack
 from throughput import matmul_rate  # benchmarks/ (this script's folder is on sys.path)
 
 DEFAULT_DATASETS = "pointmaze-giant-navigate-v0,pointmaze-giant-stitch-v0"
@@ -321,12 +322,12 @@ def run(args) -> int:
             raise SystemExit(f"gpu.py: error: --agents: {agent!r} is not an agent ({', '.join(sorted(AGENTS))})")
     if args.eval_episodes and args.eval_seconds <= 0:
         raise SystemExit("gpu.py: error: --eval-episodes needs --eval-seconds (the part of --budget kept for it)")
-    datasets = {}
+    datasets, paths = {}, {}
     for name in names:
-        path = os.path.join(args.data, f"{name}.npz")
-        if not os.path.exists(path):
+        paths[name] = os.path.join(args.data, f"{name}.npz")
+        if not os.path.exists(paths[name]):
             raise SystemExit(f"gpu.py: error: --data {args.data} has no {name}.npz")
-        datasets[name] = Dataset.load_npz(path)
+        datasets[name] = Dataset.load_npz(paths[name])
     first = names[0]
     base = make_config("mqe", None, agent_overrides(args.overrides, "mqe"), dataset=first)
     data = DeviceData.from_dataset(datasets[first])
@@ -422,7 +423,9 @@ def run(args) -> int:
                                                "train.seed_batching=vmap"], dataset=name)
             run_dirs = {s: os.path.join(work, "runs", name, agent, f"s{s}") for s in range(args.seeds)}
             start = time.perf_counter()
-            results = train_seeds(config, datasets[name], run_dirs, progress=False)
+            # The library's driver, as mqe train runs it; evaluation comes later (mqe eval --paper, step 5).
+            data = driver.TrainingData(datasets[name], paths[name], name, name, name)
+            results = [o.result for o in driver.run(config, data, run_dirs, eval_episodes=0, progress=False)]
             seconds = time.perf_counter() - start
             losses = [r.train_metrics.get("total_loss", float("nan")) for r in results]
             print(f"{name} {agent}: {steps} updates x {args.seeds} seeds in {seconds:.0f} s "

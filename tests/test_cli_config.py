@@ -77,3 +77,15 @@ def test_cli_reports_bad_override(tmp_path, capsys):
 def test_console_script_help():
     out = subprocess.run([sys.executable, "-m", "mqe", "--help"], capture_output=True, text=True, check=True)
     assert "train" in out.stdout and "demo" in out.stdout
+
+
+def test_the_pixel_preset_sets_the_encoder_on_image_data_of_any_name():
+    """--preset paper-pixel on a file not named visual-* gets what every visual-* run gets (the encoder, and the
+    baselines' batch size), with its source; a visual-* name keeps its own per-dataset values."""
+    mine = make_config("mqe", "paper-pixel", dataset="/data/frames.npz")
+    assert mine.agent.encoder == "impala_small" and "every pixel run" in mine.changed["agent.encoder"]["source"]
+    baseline = make_config("gciql", "paper-pixel", dataset="/data/frames.npz")
+    assert (baseline.agent.encoder, baseline.agent.batch_size) == ("impala_small", 256)
+    named = make_config("mqe", "paper-pixel", dataset="visual-cube-single-play-v0")
+    assert (named.agent.encoder, named.agent.crop_prob) == ("impala_small", 0.5)
+    assert make_config("mqe", "paper", dataset="/data/frames.npz").agent.encoder is None

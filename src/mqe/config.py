@@ -15,6 +15,9 @@ from typing import Any
 from mqe.errors import ConfigError
 
 
+SEED_BATCHINGS = ("auto", "vmap", "map")  # train.seed_batching (mqe.train.resolve_seed_batching)
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """How long and how a run trains, logs and checkpoints."""
@@ -49,8 +52,8 @@ class TrainConfig:
                     f"train.{name}={value} must be a non-negative multiple of "
                     f"train.updates_per_call={k} (work happens between compiled calls)"
                 )
-        if self.seed_batching not in ("auto", "vmap", "map"):
-            raise ConfigError(f"train.seed_batching must be auto, vmap or map, got {self.seed_batching!r}")
+        if self.seed_batching not in SEED_BATCHINGS:
+            raise ConfigError(f"train.seed_batching must be one of {', '.join(SEED_BATCHINGS)}, got {self.seed_batching!r}")
         if not self.eval_fractions or not all(0.0 < f <= 1.0 for f in self.eval_fractions):
             raise ConfigError(f"train.eval_fractions must be fractions in (0, 1], got {self.eval_fractions}")
         if self.keep_checkpoints < 1:
@@ -179,6 +182,17 @@ def dataset_overrides(agent_name: str, dataset_name: str) -> dict[str, tuple[Any
     return fields
 
 
+def pixel_overrides(agent_name: str) -> dict[str, tuple[Any, str]]:
+    """The per-dataset settings every ``visual-*`` dataset gets (the entries matching ``visual-*`` itself),
+    each with its source: a pixel preset applies them to image data of any name."""
+    fields: dict[str, tuple[Any, str]] = {}
+    for entry in load_presets()["dataset_overrides"].get(agent_name, []):
+        if entry["match"] == "visual-*":
+            for key, value in entry["set"].items():
+                fields[key] = (value, f"{entry['source']}; every pixel run (preset on image data)")
+    return fields
+
+
 def make_config(
     agent_name: str = "mqe",
     preset: str | None = None,
@@ -230,6 +244,11 @@ def make_config(
             found = _table3_row(settings_name)
             if found is not None:
                 put(agent_fields, "agent", {"alpha": found[0]}, f"MQE paper Table 3; {found[1]}")
+        if entry.get("pixel_overrides") and not settings_name.startswith("visual-"):
+            # Image data under another name (a user's file, a robot dataset): what every visual-* run gets
+            # (the encoder, its batch size), before any per-dataset value of the name it is evaluated on.
+            for key, (value, source) in pixel_overrides(agent_name).items():
+                put(agent_fields, "agent", {key: value}, source)
         if entry.get("dataset_overrides") and settings_name:
             for key, (value, source) in dataset_overrides(agent_name, settings_name).items():
                 put(agent_fields, "agent", {key: value}, source)

@@ -100,7 +100,7 @@ def unscored_reason(seed: int, evals: dict[int, dict[str, float]], steps: Sequen
     if done and missing:
         return (f"s{seed} finished without the evaluation at {', '.join(map(str, missing))} "
                 "(mqe eval --paper re-evaluates kept checkpoints)")
-    return f"s{seed} at step {max(trained, max(evals, default=0))} of {total}"
+    return f"s{seed} at {max(trained, max(evals, default=0))} (of {total} steps)"
 
 
 def write_final(folder: str, steps: Sequence[int], episodes: int | None) -> dict[str, float] | None:

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from mqe import losses
-from mqe.agents.common import AgentState, value_steps
+from mqe.agents.common import AgentState, value_goal_sampler, value_steps
 from mqe.encoders import goal_concat_encoded
 from mqe.networks import GaussianPolicy, GoalConditionedValue
 from mqe.sampling import GoalSamplerConfig
@@ -44,10 +44,7 @@ class GCIVLConfig:
     crop_prob: float = 0.0  # random-crop augmentation probability per batch (OGBench's p_aug; pixels only)
 
     def sampler(self) -> GoalSamplerConfig:
-        return GoalSamplerConfig(
-            batch_size=self.batch_size, discount=self.discount, value_p_curgoal=self.value_p_curgoal,
-            value_p_trajgoal=self.value_p_trajgoal, value_p_randomgoal=self.value_p_randomgoal,
-            actor_p_trajgoal=1.0 - self.actor_p_randomgoal, actor_p_randomgoal=self.actor_p_randomgoal)
+        return value_goal_sampler(self)
 
 
 def implicit_value_loss(value_fn, target_fn, batch, discount: float, expectile: float):

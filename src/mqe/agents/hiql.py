@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from mqe import losses
-from mqe.agents.common import AgentState, value_steps
+from mqe.agents.common import AgentState, value_goal_sampler, value_steps
 from mqe.encoders import encoded, goal_concat_encoded
 from mqe.agents.gcivl import implicit_value_loss
 from mqe.networks import MLP, GaussianPolicy, GoalConditionedValue, join
@@ -52,11 +52,7 @@ class HIQLConfig:
     crop_prob: float = 0.0  # random-crop augmentation probability per batch (OGBench's p_aug; pixels only)
 
     def sampler(self) -> GoalSamplerConfig:
-        return GoalSamplerConfig(
-            batch_size=self.batch_size, discount=self.discount, value_p_curgoal=self.value_p_curgoal,
-            value_p_trajgoal=self.value_p_trajgoal, value_p_randomgoal=self.value_p_randomgoal,
-            actor_p_trajgoal=1.0 - self.actor_p_randomgoal, actor_p_randomgoal=self.actor_p_randomgoal,
-            subgoal_steps=self.subgoal_steps)
+        return value_goal_sampler(self, subgoal_steps=self.subgoal_steps)
 
 
 def _normalise(z: jax.Array) -> jax.Array:

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from mqe import losses
-from mqe.agents.common import AgentState
+from mqe.agents.common import AgentState, value_goal_sampler
 from mqe.encoders import goal_concat_encoded
 from mqe.networks import GoalConditionedValue, TanhGaussianPolicy
 from mqe.sampling import GoalSamplerConfig
@@ -57,12 +57,9 @@ class SACBCConfig:
             raise ValueError(f"nstep must be >= 1, got {self.nstep}")
 
     def sampler(self) -> GoalSamplerConfig:
-        return GoalSamplerConfig(
-            batch_size=self.batch_size, discount=self.discount, value_p_curgoal=self.value_p_curgoal,
-            value_p_trajgoal=self.value_p_trajgoal, value_p_randomgoal=self.value_p_randomgoal,
-            value_geom_sample=False, actor_p_trajgoal=1.0 - self.actor_p_randomgoal,
-            actor_p_randomgoal=self.actor_p_randomgoal, actor_geom_sample=self.actor_geom_sample, gc_negative=False,
-            nstep=self.nstep)
+        # OGBench's value-goal mix, but uniform (not geometric) future goals and n-step success targets
+        return value_goal_sampler(self, value_geom_sample=False, actor_geom_sample=self.actor_geom_sample,
+                                  gc_negative=False, nstep=self.nstep)
 
 
 class SACBCAgent(AgentState):

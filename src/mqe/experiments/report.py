@@ -376,17 +376,21 @@ def render_markdown(groups: list[Group], figures: list[str] = ()) -> str:
     if notes:
         lines += ["", "Budgets that differ from the paper's:", ""]
         lines += [f"{n}. {MARK} {text}" for n, text in enumerate(notes, 1)]
-    lines += ["", "## Per task", "", "| dataset | configuration | seeds | " +
-              " | ".join(f"task{t}" for t in range(1, 6)) + " | overall |", "|---" * 9 + "|"]
-    for i, g in enumerate(groups):
+    # As many task columns as the evaluated datasets have (none: no per-task table; a grid maze has its own).
+    task_count = max((sum(k.startswith("task") for k in g.summary()) for g in groups), default=0)
+    if task_count:
+        lines += ["", "## Per task", "", "| dataset | configuration | seeds | " +
+                  " | ".join(f"task{t}" for t in range(1, task_count + 1)) + " | overall |",
+                  "|---" * (task_count + 4) + "|"]
+    for i, g in enumerate(groups if task_count else []):
         summary = g.summary()
         tasks = sorted((k for k in summary if k.startswith("task")), key=lambda k: int(k[4:]))
-        cells = [_cell(summary[k], False) for k in tasks] + [""] * (5 - len(tasks))
+        cells = [_cell(summary[k], False) for k in tasks] + [""] * (task_count - len(tasks))
         lines.append(f"| {g.dataset} | {g.label} | {len(g.scored)}/{len(g.runs)} | " + " | ".join(cells)
                      + f" | {_cell(summary.get('overall'), i in numbers)} |")
     lines += ["", "## Seeds", ""]
     for g in groups:
-        scores = ", ".join(f"s{r.seed} {100 * s['overall']:.1f}" for r, s in g.scored) or "none finished"
+        scores = ", ".join(f"s{r.seed} {100 * s['overall']:.1f}" for r, s in g.scored) or "none scored"
         pending = [r for r in g.runs if r.score() is None]
         wait = (" (not scored: " + ", ".join(r.unscored_reason() for r in pending) + ")") if pending else ""
         lines.append(f"- {g.dataset} / {g.label}: {scores}{wait}")
