@@ -217,7 +217,11 @@ def train(row: dict, side: str, seed: int) -> dict:
         "episodes_per_task": row["episodes"], "eval_steps": points, "evals": evals, "final": final_profile(evals),
         "updates_per_second": rate, "data": data, "data_sha256": sha256(data), "preset": row["preset"],
         "ours_set": row.get("set", {}), "reference_flags": flags, "config_check": check_rows,
-        "config_used": config_used, "command": cmd, "wall_seconds": time.time() - t0,
+        "config_used": config_used, "command": cmd,
+        "command_env": {"PYTHONPATH": OURS_SRC} if side == "ours" else {"PYTHONPATH": None},
+        "runner_command": ["python", "benchmarks/parity/run.py", "train", "--agent", row["agent"], "--dataset",
+                           row["dataset"], "--seed", str(seed), "--side", side],
+        "xla_flags": XLA, "nice": 19, "wall_seconds": time.time() - t0,
         "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
         "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
