@@ -106,6 +106,11 @@ def checked_config(row: dict) -> tuple[dict, dict, list]:
     """Our resolved config, the reference flags it implies, and the check's rows; MappingError on a mismatch."""
     ours = ours_config(row)
     for key, value in row.get("set", {}).items():  # the --set overrides must have taken
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                pass
         if not pm.same(pm.get_field(ours, key), value):
             raise pm.MappingError(row["agent"], key, f"--set {key}={value} did not take (config has "
                                                      f"{pm.get_field(ours, key)!r})")
