@@ -326,10 +326,8 @@ def run_all(agent: str | None, dataset: str | None, sides: list[str], do_cross: 
                 if finished(row, side, seed):
                     continue
                 train(row, side, seed)
-        if do_cross:
-            for seed in row["cross_eval_seeds"]:
-                if all(finished(row, s, seed) for s in ("ours", "ref")):
-                    cross(row, seed)
+            if do_cross and seed in row["cross_eval_seeds"] and all(finished(row, s, seed) for s in ("ours", "ref")):
+                cross(row, seed)  # as soon as both sides of this seed are done (it skips what exists)
 
 
 def main(argv=None) -> None:
