@@ -101,3 +101,26 @@ def test_runs_written_with_gamma_still_load_and_resume(tmp_path):
     for a, b in zip(flax.traverse_util.flatten_dict(resumed.agent.params).values(),
                     flax.traverse_util.flatten_dict(fresh.agent.params).values()):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "run-0.2.0-mqe")
+
+
+def test_a_run_written_by_mqe_0_2_0_loads_acts_the_same_and_resumes(tmp_path):
+    """tests/fixtures/run-0.2.0-mqe: a tiny MQE run written by mqe 0.2.0 (commit 9433eb7: `gamma` in its
+    config, no target_params in its checkpoint), with the actions it gave for five fixed pairs."""
+    import shutil
+
+    model = mqe.load(FIXTURE)
+    assert model.step == 20 and model.config.agent.discount == 0.97
+    walk = Dataset.load_npz(os.path.join(FIXTURE, "walk.npz"))
+    obs = walk.observations
+    # (the recorded actions came from the eager policy, these from the compiled one: float tolerance)
+    np.testing.assert_allclose(model.act(obs[:5], obs[50:55]), np.load(os.path.join(FIXTURE, "actions.npy")),
+                               rtol=1e-5, atol=1e-6)
+    run = str(tmp_path / "run")
+    shutil.copytree(FIXTURE, run)
+    config = make_config("mqe", None, TINY["mqe"] + ["discount=0.97", "train.steps=30", "train.updates_per_call=10",
+                                                     "train.log_interval=10", "train.checkpoint_interval=10"])
+    result = train(config, walk, run, progress=False)
+    assert result.start_step == 20 and int(result.agent.step) == 30

@@ -140,6 +140,7 @@ def read_checkpoint(path: str) -> dict[str, Any]:
 
 def restore_state(template: Any, state_dict: Any, path: str = "<checkpoint>") -> Any:
     """Loads a raw state dict into a pytree shaped like ``template``, checking every array's shape."""
+    state_dict = _with_empty_fields(flax.serialization.to_state_dict(template), state_dict)
     try:
         restored = flax.serialization.from_state_dict(template, state_dict)
     except (KeyError, ValueError, TypeError) as exc:
@@ -150,6 +151,21 @@ def restore_state(template: Any, state_dict: Any, path: str = "<checkpoint>") ->
                 f"{path}: array of shape {np.shape(got)} where the config's networks need {np.shape(ref)}"
             )
     return jax.tree.map(lambda ref, got: jax.numpy.asarray(got, dtype=np.asarray(ref).dtype), template, restored)
+
+
+def _with_empty_fields(template: Any, state: Any) -> Any:
+    """``state`` with the template's fields that hold no arrays added where absent, at any depth: an agent's
+    empty ``target_params`` is missing from checkpoints written before the agent had the field (MQE's, before
+    it shared ``AgentState``)."""
+    if not (isinstance(template, dict) and isinstance(state, dict)):
+        return state
+    out = dict(state)
+    for key, value in template.items():
+        if key in out:
+            out[key] = _with_empty_fields(value, out[key])
+        elif not jax.tree.leaves(value):
+            out[key] = value
+    return out
 
 
 def latest_checkpoint(directory: str) -> str | None:

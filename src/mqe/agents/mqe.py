@@ -1,7 +1,8 @@
 """MQE: Multistep Quasimetric Estimation (Zheng, Myers, Eysenbach, Levine; ICLR 2026).
 
-One readable file, in the shape of OGBench's agents: a commented config, ``create``, ``total_loss``,
-``update``, ``sample_actions``. The math is on the documentation's algorithm page (docs/algorithm.md; section numbers below).
+One readable file, in the shape of OGBench's agents: a commented config, the networks by name, the critic's
+and the actor's losses; ``create``, ``total_loss``, ``update`` and ``sample_actions`` are the shared ones of
+``common.AgentState`` (one Adam step on the summed losses, no target networks). The math is on the documentation's algorithm page (docs/algorithm.md; section numbers below).
 
 Critic (section 3), per ensemble member e, averaged over e:
   d_ij   = d(phi_e(s_i, a_i), psi_e(g_j))                    all pairs of the batch
@@ -20,18 +21,16 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, ClassVar
+from typing import Any
 
-import flax.struct
 import jax
 import jax.numpy as jnp
-import optax
 
 from mqe import kernels as kernel_sets
 from mqe import losses
-from mqe.agents.common import StepsFunctions, quasimetric_steps
+from mqe.agents.common import AgentState, StepsFunctions, quasimetric_steps
 from mqe.encoders import ENCODERS, encoder_settings_problem, feature_dim, goal_encoded, make_encoder
-from mqe.networks import EnsembleMLP, GaussianPolicy, StateActionEncoder, jitted_init
+from mqe.networks import EnsembleMLP, GaussianPolicy, StateActionEncoder
 from mqe.quasimetric import (
     DISTANCE_SCALES,
     QUASIMETRICS,
@@ -124,27 +123,23 @@ class MQEConfig:
         )
 
 
-class MQEAgent(flax.struct.PyTreeNode):
-    """Parameters, optimiser state and step of an MQE agent; the config and modules are static."""
-
-    params: dict[str, Any]
-    opt_state: Any
-    step: jax.Array
-    config: MQEConfig = flax.struct.field(pytree_node=False)
-    action_dim: int = flax.struct.field(pytree_node=False)
-
-    POLICY_NETWORKS: ClassVar[tuple[str, ...]] = ("actor",)  # what sample_actions reads (policy checkpoints)
+class MQEAgent(AgentState):
+    """Parameters, optimiser state and step of an MQE agent (``common.AgentState``: no target networks;
+    one Adam step on the summed losses); the config and modules are static."""
 
     # ----- networks, addressed by name -----
-    @property
-    def networks(self) -> dict[str, Any]:
-        return _networks(self.config, self.action_dim)
+    @staticmethod
+    def build_networks(config: MQEConfig, action_dim: int) -> dict[str, Any]:
+        return _networks(config, action_dim)
 
-    def features(self, params, x):
-        """f(x): the image encoder's features, shared by phi and psi (pixels); x itself for states."""
-        if self.config.encoder is None:
-            return x
-        return self.networks["encoder"].apply({"params": params["encoder"]}, x)
+    @staticmethod
+    def example_inputs(obs, act, config: MQEConfig) -> dict[str, tuple]:
+        """phi and psi read the encoder's features on pixels (f is shared, paper B.3), the states otherwise."""
+        features = obs if config.encoder is None else jnp.zeros((obs.shape[0], feature_dim(config.encoder)))
+        inputs = {"phi": (features, act), "psi": (features,), "actor": (obs, obs)}
+        if config.encoder is not None:
+            inputs["encoder"] = (obs,)
+        return inputs
 
     def phi(self, params, observations, actions):
         return self.phi_head(params, self.features(params, observations), actions)
@@ -157,29 +152,6 @@ class MQEAgent(flax.struct.PyTreeNode):
 
     def psi_head(self, params, features):
         return self.networks["psi"].apply({"params": params["psi"]}, features)
-
-    def policy_mean(self, params, observations, goals):
-        return self.networks["actor"].apply({"params": params["actor"]}, observations, goals)
-
-    # ----- creation -----
-    @classmethod
-    def create(cls, key: jax.Array, example_observations, example_actions, config: MQEConfig):
-        """Initialises all networks and the optimiser from one key and one example batch."""
-        obs = jnp.asarray(example_observations, jnp.float32)
-        act = jnp.asarray(example_actions, jnp.float32)
-        nets = _networks(config, act.shape[-1])
-        keys = jax.random.split(key, 3 if config.encoder is None else 4)
-        features = obs if config.encoder is None else jnp.zeros((obs.shape[0], feature_dim(config.encoder)))
-        params = {
-            "phi": jitted_init(nets["phi"])(keys[0], features, act)["params"],
-            "psi": jitted_init(nets["psi"])(keys[1], features)["params"],
-            "actor": jitted_init(nets["actor"])(keys[2], obs, obs)["params"],
-        }
-        if config.encoder is not None:
-            params["encoder"] = jitted_init(nets["encoder"])(keys[3], obs)["params"]
-        opt_state = _optimizer(config).init(params)
-        return cls(params=params, opt_state=opt_state, step=jnp.zeros((), jnp.int32), config=config,
-                   action_dim=int(act.shape[-1]))
 
     # ----- losses -----
     def critic_loss(self, params, batch):
@@ -250,44 +222,13 @@ class MQEAgent(flax.struct.PyTreeNode):
         return jnp.mean(losses.expectile_loss(d_value - d_q, cfg.invariance_expectile))
 
     def actor_loss(self, params, batch):
-        cfg = self.config
+        """DDPG+BC (``AgentState.ddpg_bc_actor_loss``) with Q = min_e -d(phi_e(s, a), psi_e(g)), pessimistic over
+        the ensemble."""
         matched, _ = self._distances()
-        obs, goals = batch["observations"], batch["actor_goals"]
-        mean = self.policy_mean(params, obs, goals)
-        frozen = jax.lax.stop_gradient({k: v for k, v in params.items() if k != "actor"})  # the critic
-        d = matched(self.phi(frozen, obs, jnp.clip(mean, -1.0, 1.0)), self.psi(frozen, goals))
-        q = jnp.min(-d, axis=0)  # pessimistic over the ensemble
-        q_loss = -jnp.mean(q) / jax.lax.stop_gradient(jnp.mean(jnp.abs(q)) + 1e-6)
-        log_prob = losses.gaussian_log_prob(batch["actions"], mean, cfg.policy_std)
-        bc_loss = -cfg.alpha * jnp.mean(log_prob)
-        metrics = {
-            "actor/loss": q_loss + bc_loss,
-            "actor/q_loss": q_loss,
-            "actor/bc_log_prob": jnp.mean(log_prob),
-            "actor/q_mean": jnp.mean(q),
-            "actor/mse": jnp.mean(jnp.square(jnp.clip(mean, -1.0, 1.0) - batch["actions"])),
-        }
-        return q_loss + bc_loss, metrics
-
-    def total_loss(self, params, batch):
-        critic, critic_metrics = self.critic_loss(params, batch)
-        actor, actor_metrics = self.actor_loss(params, batch)
-        loss = critic + actor
-        return loss, {**critic_metrics, **actor_metrics, "total_loss": loss}
-
-    def update(self, batch):
-        """One joint Adam step on L_T + L_I + L_mu. Returns (new agent, metrics)."""
-        grads, metrics = jax.grad(self.total_loss, has_aux=True)(self.params, batch)
-        updates, opt_state = _optimizer(self.config).update(grads, self.opt_state, self.params)
-        params = optax.apply_updates(self.params, updates)
-        metrics["grad_norm"] = optax.tree.norm(grads)
-        return self.replace(params=params, opt_state=opt_state, step=self.step + 1), metrics
+        return self.ddpg_bc_actor_loss(
+            params, batch, lambda p, o, a, g: jnp.min(-matched(self.phi(p, o, a), self.psi(p, g)), axis=0))
 
     # ----- inference -----
-    def sample_actions(self, observations, goals):
-        """Deterministic action: the policy mean clipped to [-1, 1]."""
-        return jnp.clip(self.policy_mean(self.params, observations, goals), -1.0, 1.0)
-
     def distance(self, observations, goals):
         """Learned d(psi_e(s), psi_e(g)) per ensemble member: (E, ...)."""
         matched, _ = self._distances()
@@ -327,6 +268,3 @@ def _networks(config: MQEConfig, action_dim: int) -> dict[str, Any]:
         networks["encoder"] = make_encoder(config.encoder)
     return networks
 
-
-def _optimizer(config: MQEConfig) -> optax.GradientTransformation:
-    return optax.adam(config.learning_rate, b1=0.9, b2=0.999, eps=1e-8)
