@@ -217,8 +217,8 @@ def registry() -> list[tuple[str, str, str]]:
             strings += [k.value.value for k in value.keywords
                         if isinstance(k.value, ast.Constant) and isinstance(k.value.value, str)]
             config = next((n for n in names if n.endswith("Config")), None)
-            if config:
-                found.append((key.value, config, strings[0] if strings else ""))
+            if config:  # the spec's last string is its summary (the first may name the agent class)
+                found.append((key.value, config, strings[-1] if strings else ""))
     return found
 
 

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import jax
-
 CHOICES = {"ensemble": ("unroll", "vmap"), "argmax": ("bits", "xla"), "barrier": ("on", "off")}
 
 
@@ -54,7 +52,10 @@ NAMED = {"cpu": CPU, "gpu": GPU}
 
 def backend_default(platform: str | None = None) -> Kernels:
     """The set for a backend (``jax.default_backend()`` when not given): CPU's on cpu, GPU's otherwise."""
-    platform = platform or jax.default_backend()
+    if platform is None:
+        import jax  # only here: resolving a named set (config validation) needs no JAX
+
+        platform = jax.default_backend()
     return CPU if platform == "cpu" else GPU
 
 

@@ -26,7 +26,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-DISTANCE_SCALES = ("c_sqrt_d", "c", "none")
+from mqe.settings import DISTANCE_SCALES, QUASIMETRICS
 
 
 def _scale(dim: int, num_components: int, distance_scale: str) -> float:
@@ -240,8 +240,6 @@ def ensemble_pairwise(pairwise, x: jax.Array, y: jax.Array, ensemble: str = "unr
         return jax.vmap(pairwise)(x, y)
     return jnp.stack([pairwise(x[e], y[e]) for e in range(x.shape[0])])
 
-
-QUASIMETRICS = ("mrn", "iqe")
 
 
 def make_quasimetric(kind: str, num_components: int, distance_scale: str, iqe_alpha: float = 0.5,

@@ -5,44 +5,21 @@ goal side takes the batch's actions rolled by one, so it sees an unrelated datas
 with d = MRN (mean over its C components):
   l_ij = -d(phi_i, psi_j) / sqrt(D);   L = mean_ij BCE(sigmoid(l_ij), 1[i == j])
 No backup and no invariance term. Actor: q = min_e -d(c_e(s, clip(mu(s, g))), c_e(g, a_rolled)), DDPG+BC.
+
+Hyperparameters: ``mqe.agents.configs.CMDConfig`` (every field commented).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import jax.numpy as jnp
 
 from mqe import losses
-from mqe.agents.common import AgentState, future_goal_sampler
+from mqe.agents.common import AgentState
 from mqe.encoders import encoded, goal_concat_encoded
 from mqe.networks import GaussianPolicy, StateActionEncoder
 from mqe.quasimetric import ensemble_pairwise, make_quasimetric
-from mqe.sampling import GoalSamplerConfig
-
-
-@dataclasses.dataclass(frozen=True)
-class CMDConfig:
-    """CMD's released defaults (the OGBench fork)."""
-
-    batch_size: int = 1024  # transitions per update (B^2 contrastive pairs)
-    value_hidden_dims: tuple[int, ...] = (512, 512, 512)  # c widths (GELU + LayerNorm)
-    actor_hidden_dims: tuple[int, ...] = (512, 512, 512)  # policy MLP widths (no LayerNorm)
-    latent_dim: int = 512  # D
-    layer_norm: bool = True  # LayerNorm in c
-    ensemble_size: int = 2  # independent members of c
-    num_components: int = 8  # MRN components
-    discount: float = 0.99  # geometric horizon of the positive (future) goals
-    alpha: float = 0.1  # BC coefficient
-    policy_std: float = 1.0  # constant std of the Gaussian policy
-    actor_p_randomgoal: float = 0.0  # actor goals: random state (else uniform future)
-    learning_rate: float = 3e-4  # Adam
-    encoder: str | None = None  # image encoder (mqe.encoders.ENCODERS, e.g. impala_small); None for states
-    crop_prob: float = 0.0  # random-crop augmentation probability per batch (OGBench's p_aug; pixels only)
-
-    def sampler(self) -> GoalSamplerConfig:
-        return future_goal_sampler(self)
 
 
 class CMDAgent(AgentState):

@@ -21,7 +21,6 @@ import optax
 from mqe import losses
 from mqe.encoders import encoded, feature_dim, goal_concat_encoded, make_encoder
 from mqe.networks import EnsembleMLP, GaussianPolicy, StateActionEncoder, jitted_init
-from mqe.sampling import GoalSamplerConfig
 
 
 @dataclasses.dataclass
@@ -78,24 +77,6 @@ def adam(learning_rate: float) -> optax.GradientTransformation:
 def polyak(target: Any, online: Any, tau: float) -> Any:
     """target <- tau * online + (1 - tau) * target, leaf by leaf."""
     return jax.tree.map(lambda t, o: tau * o + (1.0 - tau) * t, target, online)
-
-
-def value_goal_sampler(config, **extra) -> GoalSamplerConfig:
-    """OGBench's value-agent batches (GCIVL, GCIQL, HIQL): value goals the current state, a geometric future
-    state or a random one (``value_p_*``), actor goals uniform future or random (``actor_p_randomgoal``)."""
-    return GoalSamplerConfig(
-        batch_size=config.batch_size, discount=config.discount, value_p_curgoal=config.value_p_curgoal,
-        value_p_trajgoal=config.value_p_trajgoal, value_p_randomgoal=config.value_p_randomgoal,
-        actor_p_trajgoal=1.0 - config.actor_p_randomgoal, actor_p_randomgoal=config.actor_p_randomgoal, **extra)
-
-
-def future_goal_sampler(config) -> GoalSamplerConfig:
-    """The contrastive agents' batches (CRL, CMD, TMD): every value goal a geometric future state of
-    the trajectory (discount ``config.discount``), actor goals future or random (``actor_p_randomgoal``)."""
-    return GoalSamplerConfig(
-        batch_size=config.batch_size, discount=config.discount, value_p_curgoal=0.0, value_p_trajgoal=1.0,
-        value_p_randomgoal=0.0, actor_p_trajgoal=1.0 - config.actor_p_randomgoal,
-        actor_p_randomgoal=config.actor_p_randomgoal, gc_negative=False)
 
 
 def phi_psi_actor_networks(config, action_dim: int, shared_encoder: bool = False) -> dict[str, Any]:

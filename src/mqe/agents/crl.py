@@ -5,40 +5,18 @@ Critic, per ensemble member e, over all pairs of the batch (goals g_j: geometric
   L_C  = mean_ij BCE(sigmoid(l_ij), 1[i == j])          (binary NCE: the other goals are negatives)
 Actor on the actor goal g (critic frozen):
   q = min_e l(s, clip(mu(s, g)), g);   L = -mean q / sg(mean|q|) - alpha mean log pi(a | s, g)
+
+Hyperparameters: ``mqe.agents.configs.CRLConfig`` (every field commented).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import jax.numpy as jnp
 
 from mqe import losses
-from mqe.agents.common import AgentState, future_goal_sampler, phi_psi_actor_networks
-from mqe.sampling import GoalSamplerConfig
-
-
-@dataclasses.dataclass(frozen=True)
-class CRLConfig:
-    """OGBench's CRL defaults (per-dataset alpha in the presets)."""
-
-    batch_size: int = 1024  # transitions per update (B^2 contrastive pairs)
-    value_hidden_dims: tuple[int, ...] = (512, 512, 512)  # phi and psi widths (GELU + LayerNorm)
-    actor_hidden_dims: tuple[int, ...] = (512, 512, 512)  # policy MLP widths (no LayerNorm)
-    latent_dim: int = 512  # D: size of phi(s, a) and psi(g)
-    layer_norm: bool = True  # LayerNorm in phi and psi
-    ensemble_size: int = 2  # independent (phi_e, psi_e) pairs; the actor uses the min over e
-    discount: float = 0.99  # geometric horizon of the positive (future) goals
-    alpha: float = 0.1  # BC coefficient
-    policy_std: float = 1.0  # constant std of the Gaussian policy
-    actor_p_randomgoal: float = 0.0  # actor goals: random state (else uniform future); 0.5 on stitch
-    learning_rate: float = 3e-4  # Adam
-    encoder: str | None = None  # image encoder (mqe.encoders.ENCODERS, e.g. impala_small); None for states
-    crop_prob: float = 0.0  # random-crop augmentation probability per batch (OGBench's p_aug; pixels only)
-
-    def sampler(self) -> GoalSamplerConfig:
-        return future_goal_sampler(self)
+from mqe.agents.common import AgentState, phi_psi_actor_networks
 
 
 class CRLAgent(AgentState):

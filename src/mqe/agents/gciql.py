@@ -6,57 +6,20 @@ Networks: V(s, g); Q_1, Q_2(s, a, g) with Polyak targets Q'_k; the policy. r, m 
 Actor on the actor goal g:
   ddpgbc: q = min_k Q_k(s, clip(mu(s, g)), g) (critic frozen);  L = -mean q / sg(mean|q|) - alpha mean log pi(a|s,g)
   awr:    A = min_k Q_k(s, a, g) - V(s, g);                        L = -mean[min(exp(alpha A), 100) log pi(a|s,g)]
+
+Hyperparameters: ``mqe.agents.configs.GCIQLConfig`` (every field commented).
 """
 
 from __future__ import annotations
 
-import dataclasses
 
 import jax
 import jax.numpy as jnp
 
 from mqe import losses
-from mqe.agents.common import AgentState, value_goal_sampler, value_steps
-from mqe.encoders import encoder_settings_problem, goal_encoded
+from mqe.agents.common import AgentState, value_steps
+from mqe.encoders import goal_encoded
 from mqe.networks import GaussianPolicy, GoalConditionedValue
-from mqe.sampling import GoalSamplerConfig
-
-ACTOR_LOSSES = ("ddpgbc", "awr")
-
-
-@dataclasses.dataclass(frozen=True)
-class GCIQLConfig:
-    """OGBench's GCIQL defaults (per-dataset alpha in the presets)."""
-
-    batch_size: int = 1024  # transitions per update
-    value_hidden_dims: tuple[int, ...] = (512, 512, 512)  # V and Q widths (GELU + LayerNorm)
-    actor_hidden_dims: tuple[int, ...] = (512, 512, 512)  # policy MLP widths (no LayerNorm)
-    layer_norm: bool = True  # LayerNorm in V and Q
-    discount: float = 0.99  # gamma; also the geometric value-goal horizon
-    tau: float = 0.005  # Polyak rate of the target critic
-    expectile: float = 0.9  # kappa of the expectile value loss
-    actor_loss: str = "ddpgbc"  # ddpgbc | awr
-    alpha: float = 0.3  # BC coefficient (ddpgbc) or AWR inverse temperature (awr)
-    policy_std: float = 1.0  # constant std of the Gaussian policy
-    value_p_curgoal: float = 0.2  # value goals: current state
-    value_p_trajgoal: float = 0.5  # value goals: future state of the trajectory (geometric)
-    value_p_randomgoal: float = 0.3  # value goals: random dataset state
-    actor_p_randomgoal: float = 0.0  # actor goals: random state (else uniform future); 0.5 on stitch
-    learning_rate: float = 3e-4  # Adam
-    encoder: str | None = None  # image encoder (mqe.encoders.ENCODERS, e.g. impala_small); None for states
-    crop_prob: float = 0.0  # random-crop augmentation probability per batch (OGBench's p_aug; pixels only)
-    goal_conditioning: str = "concat"  # images: goal by channel stacking (concat, OGBench) or FiLM (film, ResNets; Bridge)
-    encoder_weights: str | None = None  # ResNet encoders: torchvision/timm ResNet-34 weights file loaded into every backbone
-
-    def __post_init__(self):
-        if self.actor_loss not in ACTOR_LOSSES:
-            raise ValueError(f"actor_loss must be one of {ACTOR_LOSSES}, got {self.actor_loss!r}")
-        problem = encoder_settings_problem(self)
-        if problem:
-            raise ValueError(f"GCIQLConfig: {problem}")
-
-    def sampler(self) -> GoalSamplerConfig:
-        return value_goal_sampler(self)
 
 
 class GCIQLAgent(AgentState):

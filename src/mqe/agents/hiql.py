@@ -7,11 +7,12 @@ V_k(s, g) = head_k([s; r(s, g)]), its target (only the heads are Polyak-averaged
   L_high = -mean[min(exp(high_alpha (V(w', g) - V(s, g))), 100) log pi_high(sg r(s, w') | s, g)],
            w' = the state k steps towards the high-level goal g
 Acting: z = normalise(mean pi_high(s, g)); a = clip(mean pi_low(s, z)), re-planned at every step.
+
+Hyperparameters: ``mqe.agents.configs.HIQLConfig`` (every field commented).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import flax.linen as nn
@@ -19,40 +20,10 @@ import jax
 import jax.numpy as jnp
 
 from mqe import losses
-from mqe.agents.common import AgentState, value_goal_sampler, value_steps
+from mqe.agents.common import AgentState, value_steps
 from mqe.encoders import encoded, goal_concat_encoded
 from mqe.agents.gcivl import implicit_value_loss
 from mqe.networks import MLP, GaussianPolicy, GoalConditionedValue, join
-from mqe.sampling import GoalSamplerConfig
-
-
-@dataclasses.dataclass(frozen=True)
-class HIQLConfig:
-    """OGBench's HIQL defaults (subgoal_steps 25 for locomotion, 10 for manipulation)."""
-
-    batch_size: int = 1024  # transitions per update
-    value_hidden_dims: tuple[int, ...] = (512, 512, 512)  # value heads and goal representation widths
-    actor_hidden_dims: tuple[int, ...] = (512, 512, 512)  # both policies' widths (no LayerNorm)
-    layer_norm: bool = True  # LayerNorm in the value and goal representation
-    rep_dim: int = 10  # size of the goal representation r(s, g)
-    discount: float = 0.99  # gamma; also the geometric value-goal horizon
-    tau: float = 0.005  # Polyak rate of the target value heads
-    expectile: float = 0.7  # kappa of the expectile value loss
-    low_alpha: float = 3.0  # AWR inverse temperature of the low actor
-    high_alpha: float = 3.0  # AWR inverse temperature of the high actor
-    subgoal_steps: int = 25  # k: how far ahead subgoals are
-    low_actor_rep_grad: bool = False  # the low actor's loss also trains r(s, w) (OGBench: True for pixels)
-    policy_std: float = 1.0  # constant std of both Gaussian policies
-    value_p_curgoal: float = 0.2  # value goals: current state
-    value_p_trajgoal: float = 0.5  # value goals: future state of the trajectory (geometric)
-    value_p_randomgoal: float = 0.3  # value goals: random dataset state
-    actor_p_randomgoal: float = 0.0  # high-level goals: random state (else uniform future)
-    learning_rate: float = 3e-4  # Adam
-    encoder: str | None = None  # image encoder (mqe.encoders.ENCODERS, e.g. impala_small); None for states
-    crop_prob: float = 0.0  # random-crop augmentation probability per batch (OGBench's p_aug; pixels only)
-
-    def sampler(self) -> GoalSamplerConfig:
-        return value_goal_sampler(self, subgoal_steps=self.subgoal_steps)
 
 
 def _normalise(z: jax.Array) -> jax.Array:

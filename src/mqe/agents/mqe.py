@@ -15,11 +15,12 @@ Actor (DDPG + BC):
 One Adam step on L_T + L_I + L_mu per batch.
 Pixels (paper B.3, Eq. 17): one image encoder f feeds phi_e(f(s), a) and psi_e(f(x)); L_I sees sg[f(s)],
 so the encoder learns from L_T only; the actor encodes the stacked images [s; g] with its own encoder.
+
+Hyperparameters: ``mqe.agents.configs.MQEConfig`` (every field commented).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import Any
 
@@ -29,98 +30,13 @@ import jax.numpy as jnp
 from mqe import kernels as kernel_sets
 from mqe import losses
 from mqe.agents.common import AgentState, StepsFunctions, quasimetric_steps
-from mqe.encoders import ENCODERS, encoder_settings_problem, feature_dim, goal_encoded, make_encoder
+from mqe.agents.configs import MQEConfig
+from mqe.encoders import feature_dim, goal_encoded, make_encoder
 from mqe.networks import EnsembleMLP, GaussianPolicy, StateActionEncoder
 from mqe.quasimetric import (
-    DISTANCE_SCALES,
-    QUASIMETRICS,
     ensemble_pairwise,
     make_quasimetric,
 )
-from mqe.sampling import SamplerConfig
-
-INVARIANCE_LOSSES = ("exp_squared", "squared", "all_pairs", "expectile", "none")
-
-
-@dataclasses.dataclass(frozen=True)
-class MQEConfig:
-    """Every hyperparameter of MQE. Defaults: the paper's state-based configuration (Table 2)."""
-
-    # --- batch sampling (section 2) ---
-    batch_size: int = 256  # transitions per update
-    discount: float = 0.995  # gamma; value goal K ~ Geom(1 - gamma); one step = |log gamma| of distance
-    waypoint_discount: float = 0.95  # lambda: waypoint offset k ~ Geom(1 - lambda)
-    next_state_prob: float = 0.2  # p: waypoint replaced by s' (k' = 1) with this probability
-    waypoint_distribution: str = "geometric"  # geometric | uniform_to_goal | uniform | fixed (Table 6)
-    waypoint_steps: int = 50  # n for the "uniform" (U{1..n}) and "fixed" (k = n) ablations
-    # --- critic (sections 1, 3) ---
-    latent_dim: int = 512  # D: size of phi(s, a) and psi(x)
-    encoder_hidden_dims: tuple[int, ...] = (512, 512, 512)  # hidden widths of phi and psi
-    encoder_layer_norm: bool = True  # LayerNorm after each hidden GELU of phi and psi
-    ensemble_size: int = 2  # E: independent (phi_e, psi_e) pairs; the actor uses the min over e
-    quasimetric: str = "mrn"  # mrn | iqe
-    num_components: int = 8  # C: quasimetric components (MRN chunks / IQE components)
-    distance_scale: str = "c_sqrt_d"  # c_sqrt_d: 1/(C sqrt D) (MRN); c: 1/C; none: plain sum
-    iqe_alpha: float = 0.5  # IQE only: weight of max vs mean over components
-    pair_weight: float = 0.5  # omega: weight of the matched (diagonal) pairs in L_T
-    linex_clip: float = 5.0  # t: LINEX is linear beyond delta = d - d^w > t
-    invariance: str = "exp_squared"  # exp_squared | squared | all_pairs | expectile | none (Table 7)
-    invariance_weight: float = 1.0  # weight of L_I
-    invariance_expectile: float = 0.7  # kappa of the "expectile" invariance variant
-    # --- actor (section 3) ---
-    actor_hidden_dims: tuple[int, ...] = (512, 512, 512)  # policy MLP widths (no LayerNorm)
-    alpha: float = 0.03  # BC coefficient (Table 3; dataset-dependent, see presets)
-    policy_std: float = 1.0  # constant std of the Gaussian policy (log-likelihood of the BC term)
-    actor_mean_init_scale: float = 1e-2  # init scale of the policy's mean head
-    # --- optimisation ---
-    learning_rate: float = 3e-4  # Adam, default betas, eps 1e-8; no clipping, no weight decay
-    # --- pixels (paper B.3) ---
-    encoder: str | None = None  # image encoder (mqe.encoders.ENCODERS; impala_small in the paper); None: states
-    invariance_encoder_grad: bool = False  # pixels: False stops L_I's gradient at the encoder (paper Eq. 17)
-    crop_prob: float = 0.0  # random-crop augmentation probability per batch (OGBench's p_aug; pixels only)
-    # --- Bridge (paper appendix C.1) ---
-    goal_conditioning: str = "concat"  # actor, images: goal by channel stacking (concat, OGBench) or FiLM (film, ResNets)
-    encoder_weights: str | None = None  # ResNet encoders: torchvision/timm ResNet-34 weights file loaded into every backbone
-    # --- numerics and compiled form (not in the paper) ---
-    matmul_dtype: str = "float32"  # float32 | bfloat16: network matmuls with bf16 inputs, float32 accumulation
-    kernels: str = "auto"  # compiled form of the hot path per backend: auto | cpu | gpu | name=value,... (mqe.kernels)
-
-    def __post_init__(self):
-        checks = [
-            (self.quasimetric in QUASIMETRICS, f"quasimetric must be one of {QUASIMETRICS}"),
-            (self.distance_scale in DISTANCE_SCALES, f"distance_scale must be one of {DISTANCE_SCALES}"),
-            (self.invariance in INVARIANCE_LOSSES, f"invariance must be one of {INVARIANCE_LOSSES}"),
-            (0.0 <= self.pair_weight <= 1.0, "pair_weight must be in [0, 1]"),
-            (0.0 < self.invariance_expectile < 1.0, "invariance_expectile must be in (0, 1)"),
-            (self.ensemble_size >= 1, "ensemble_size must be >= 1"),
-            (self.linex_clip > 0, "linex_clip must be > 0"),
-            (self.policy_std > 0, "policy_std must be > 0"),
-            (self.latent_dim % (2 * self.num_components) == 0,
-             "latent_dim must be divisible by 2 * num_components"),
-            (self.encoder is None or self.encoder in ENCODERS, f"encoder must be None or one of {sorted(ENCODERS)}"),
-            (0.0 <= self.crop_prob <= 1.0, "crop_prob must be in [0, 1]"),
-            (self.matmul_dtype in kernel_sets.MATMUL_DTYPES,
-             f"matmul_dtype must be one of {kernel_sets.MATMUL_DTYPES}"),
-        ]
-        checks.append((encoder_settings_problem(self) is None, encoder_settings_problem(self)))
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(f"MQEConfig: {message}")
-        self.sampler()  # validates the sampling fields
-        try:
-            kernel_sets.resolve(self.kernels, "cpu")
-        except ValueError as exc:
-            raise ValueError(f"MQEConfig: {exc}") from None
-
-    def sampler(self) -> SamplerConfig:
-        return SamplerConfig(
-            batch_size=self.batch_size,
-            gamma=self.discount,
-            waypoint_discount=self.waypoint_discount,
-            next_state_prob=self.next_state_prob,
-            waypoint_distribution=self.waypoint_distribution,
-            waypoint_steps=self.waypoint_steps,
-        )
 
 
 class MQEAgent(AgentState):

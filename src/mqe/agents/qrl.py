@@ -7,11 +7,12 @@ a mean + (1 - a) max with a = sigmoid(p), p learned). Random goals g, next state
 Latent dynamics z' ~ z + f(z, a), z = phi(s):
   L_f   = mean (d(phi(s'), z_hat) + d(z_hat, phi(s'))) / 2
 Actor (phi, f frozen): q = -d(phi(s) + f(phi(s), clip(mu(s, g))), phi(g)); DDPG+BC.
+
+Hyperparameters: ``mqe.agents.configs.QRLConfig`` (every field commented).
 """
 
 from __future__ import annotations
 
-import dataclasses
 
 import flax.linen as nn
 import jax
@@ -21,37 +22,6 @@ from mqe.agents.common import AgentState, StepsFunctions
 from mqe.encoders import encoded, goal_concat_encoded
 from mqe.networks import MLP, GaussianPolicy
 from mqe.quasimetric import iqe_distance
-from mqe.sampling import GoalSamplerConfig
-
-
-@dataclasses.dataclass(frozen=True)
-class QRLConfig:
-    """OGBench's QRL defaults (per-dataset alpha in the presets)."""
-
-    batch_size: int = 1024  # transitions per update
-    value_hidden_dims: tuple[int, ...] = (512, 512, 512)  # phi widths (GELU + LayerNorm)
-    dynamics_hidden_dims: tuple[int, ...] = (512, 512, 512)  # latent model widths
-    actor_hidden_dims: tuple[int, ...] = (512, 512, 512)  # policy MLP widths (no LayerNorm)
-    latent_dim: int = 512  # size of phi
-    component_dim: int = 8  # IQE dims per component (latent_dim / component_dim components)
-    layer_norm: bool = True  # LayerNorm in phi and the latent model
-    eps: float = 0.05  # allowed mean squared excess of one-step distances over 1
-    alpha: float = 0.003  # BC coefficient
-    policy_std: float = 1.0  # constant std of the Gaussian policy
-    actor_p_randomgoal: float = 0.0  # actor goals: random state (else uniform future); 0.5 on stitch
-    learning_rate: float = 3e-4  # Adam
-    encoder: str | None = None  # image encoder (mqe.encoders.ENCODERS, e.g. impala_small); None for states
-    crop_prob: float = 0.0  # random-crop augmentation probability per batch (OGBench's p_aug; pixels only)
-
-    def __post_init__(self):
-        if self.latent_dim % self.component_dim:
-            raise ValueError(f"latent_dim {self.latent_dim} must be divisible by component_dim {self.component_dim}")
-
-    def sampler(self) -> GoalSamplerConfig:
-        return GoalSamplerConfig(
-            batch_size=self.batch_size, value_p_curgoal=0.0, value_p_trajgoal=0.0, value_p_randomgoal=1.0,
-            actor_p_trajgoal=1.0 - self.actor_p_randomgoal, actor_p_randomgoal=self.actor_p_randomgoal,
-            gc_negative=False)
 
 
 class IQEHead(nn.Module):

@@ -9,57 +9,20 @@ Actor (tanh Gaussian, reparameterised a ~ pi(. | s, g), critic frozen), temperat
   L_pi  = mean[lambda log pi(a) - mean_k z_k(s, a, g)] + alpha sg(mean |q|) mean ||a - a_data||^2
   L_lam = lambda (H - H_target),  H = -mean sg(log pi),  H_target = -entropy_scale * action_dim
 Acting: tanh(mean).
+
+Hyperparameters: ``mqe.agents.configs.SACBCConfig`` (every field commented).
 """
 
 from __future__ import annotations
 
-import dataclasses
 
 import jax
 import jax.numpy as jnp
 
 from mqe import losses
-from mqe.agents.common import AgentState, value_goal_sampler
+from mqe.agents.common import AgentState
 from mqe.encoders import goal_concat_encoded
 from mqe.networks import GoalConditionedValue, TanhGaussianPolicy
-from mqe.sampling import GoalSamplerConfig
-
-Q_AGGREGATIONS = ("min", "mean")
-
-
-@dataclasses.dataclass(frozen=True)
-class SACBCConfig:
-    """The horizon-reduction repository's n-step SAC+BC defaults."""
-
-    batch_size: int = 1024  # transitions per update
-    value_hidden_dims: tuple[int, ...] = (1024, 1024, 1024, 1024)  # critic widths (GELU + LayerNorm)
-    actor_hidden_dims: tuple[int, ...] = (1024, 1024, 1024, 1024)  # actor widths (GELU + LayerNorm)
-    layer_norm: bool = True  # LayerNorm in critic and actor
-    discount: float = 0.999  # gamma
-    nstep: int = 25  # n: backup window (1 = one-step SAC+BC)
-    tau: float = 0.005  # Polyak rate of the target critic
-    q_aggregation: str = "min"  # min | mean over the two target heads
-    alpha: float = 0.1  # BC coefficient (scaled by the batch's mean |Q|)
-    entropy_scale: float = 0.5  # target entropy = -entropy_scale * action_dim
-    value_p_curgoal: float = 0.2  # value goals: current state
-    value_p_trajgoal: float = 0.5  # value goals: uniform future state of the trajectory
-    value_p_randomgoal: float = 0.3  # value goals: random dataset state
-    actor_p_randomgoal: float = 0.5  # actor goals: random state (else a future state of the trajectory)
-    actor_geom_sample: bool = True  # future actor goals: geometric (discount) if True, else uniform
-    learning_rate: float = 3e-4  # Adam
-    encoder: str | None = None  # image encoder (mqe.encoders.ENCODERS, e.g. impala_small); None for states
-    crop_prob: float = 0.0  # random-crop augmentation probability per batch (OGBench's p_aug; pixels only)
-
-    def __post_init__(self):
-        if self.q_aggregation not in Q_AGGREGATIONS:
-            raise ValueError(f"q_aggregation must be one of {Q_AGGREGATIONS}, got {self.q_aggregation!r}")
-        if self.nstep < 1:
-            raise ValueError(f"nstep must be >= 1, got {self.nstep}")
-
-    def sampler(self) -> GoalSamplerConfig:
-        # OGBench's value-goal mix, but uniform (not geometric) future goals and n-step success targets
-        return value_goal_sampler(self, value_geom_sample=False, actor_geom_sample=self.actor_geom_sample,
-                                  gc_negative=False, nstep=self.nstep)
 
 
 class SACBCAgent(AgentState):

@@ -8,47 +8,21 @@ Per ensemble member, d = MRN (mean over its C components), phi(s, a) and psi(x) 
            LINEX = gamma exp(delta) - d for delta <= t, delta beyond (delta = d - sg d')
   L      = L_NCE + zeta (L_I + L_B)
 Actor: q = min_e -d(phi_e(s, clip(mu(s, g))), psi_e(g)) (critic frozen), DDPG+BC.
+
+Hyperparameters: ``mqe.agents.configs.TMDConfig`` (every field commented).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import jax
 import jax.numpy as jnp
 
 from mqe import losses
-from mqe.agents.common import (AgentState, StepsFunctions, future_goal_sampler, phi_psi_actor_inputs,
+from mqe.agents.common import (AgentState, StepsFunctions, phi_psi_actor_inputs,
                                phi_psi_actor_networks, quasimetric_steps)
 from mqe.quasimetric import ensemble_pairwise, make_quasimetric
-from mqe.sampling import GoalSamplerConfig
-
-
-@dataclasses.dataclass(frozen=True)
-class TMDConfig:
-    """TMD's released defaults (the 2026 version: zeta on both auxiliary terms)."""
-
-    batch_size: int = 512  # transitions per update
-    value_hidden_dims: tuple[int, ...] = (512, 512, 512)  # phi and psi widths (GELU + LayerNorm)
-    actor_hidden_dims: tuple[int, ...] = (512, 512, 512)  # policy MLP widths (no LayerNorm)
-    latent_dim: int = 512  # D
-    layer_norm: bool = True  # LayerNorm in phi and psi
-    ensemble_size: int = 2  # independent (phi_e, psi_e) pairs
-    num_components: int = 8  # MRN components
-    discount: float = 0.99  # gamma of the backup and the geometric goal horizon
-    zeta: float = 0.05  # weight of the invariance and backup terms
-    linex_clip: float = 3.0  # t: LINEX is linear beyond delta > t
-    pair_weight: float = 0.5  # w: weight of the matched pairs in the backup
-    alpha: float = 0.1  # BC coefficient
-    policy_std: float = 1.0  # constant std of the Gaussian policy
-    actor_p_randomgoal: float = 0.0  # actor goals: random state (else uniform future)
-    learning_rate: float = 3e-4  # Adam
-    encoder: str | None = None  # image encoder (mqe.encoders.ENCODERS, e.g. impala_small); None for states
-    crop_prob: float = 0.0  # random-crop augmentation probability per batch (OGBench's p_aug; pixels only)
-
-    def sampler(self) -> GoalSamplerConfig:
-        return future_goal_sampler(self)
 
 
 class TMDAgent(AgentState):

@@ -19,51 +19,20 @@ TRA (xi(l) and its alignment) drops out: MQE's comparison uses goal images only.
 Sources: TRA paper Eq. 8-10 and Algorithm 1; vivekmyers/tra-ogbench agents/tra.py (the sqrt(D) scale,
 both softmax directions, repr_reg 1e-6, no stop-gradient, actor goals uniform). Our choices where the two
 differ or say nothing are marked in the config.
+
+Hyperparameters: ``mqe.agents.configs.TRAConfig`` (every field commented).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import jax.numpy as jnp
 
 from mqe import losses
-from mqe.agents.common import AgentState, future_goal_sampler
-from mqe.encoders import FiLMConditioned, encoded, encoder_settings_problem
+from mqe.agents.common import AgentState
+from mqe.encoders import FiLMConditioned, encoded
 from mqe.networks import EnsembleMLP, GaussianPolicy
-from mqe.sampling import GoalSamplerConfig
-
-
-@dataclasses.dataclass(frozen=True)
-class TRAConfig:
-    """TRA-g's settings (TRA's OGBench code where it states them; our baselines' widths otherwise)."""
-
-    batch_size: int = 1024  # transitions per update (B^2 contrastive pairs); TRA's OGBench code
-    value_hidden_dims: tuple[int, ...] = (512, 512, 512)  # phi and psi widths (GELU + LayerNorm); CRL's, ours
-    actor_hidden_dims: tuple[int, ...] = (512, 512, 512)  # policy MLP widths (no LayerNorm); TRA's OGBench code
-    latent_dim: int = 512  # D: size of phi and psi (TRA's code ties it to the observation size; ours, as CRL)
-    layer_norm: bool = True  # LayerNorm in phi and psi
-    ensemble_size: int = 2  # independent (phi_e, psi_e) pairs; the policy reads their mean
-    discount: float = 0.99  # gamma: the future state s+ = s_{t+k}, k ~ Geom(1 - gamma)
-    repr_reg: float = 1e-6  # weight of mean phi^2 + mean psi^2
-    alignment: float = 1.0  # weight of L_NCE (averaged over all B x B pairs, as TRA's code) against L_BC
-    policy_std: float = 1.0  # constant std of the Gaussian policy
-    actor_p_randomgoal: float = 0.0  # actor goals: random state (else uniform future)
-    learning_rate: float = 3e-4  # Adam
-    encoder: str | None = None  # image encoder for phi and psi each (mqe.encoders.ENCODERS); None for states
-    # images: concat, the policy reads (phi(s), psi(g)); film, its own ResNet on s, FiLM-conditioned on psi(g)
-    goal_conditioning: str = "concat"
-    crop_prob: float = 0.0  # random-crop augmentation probability per batch (pixels only)
-    encoder_weights: str | None = None  # ResNet encoders: torchvision/timm ResNet-34 weights for every backbone
-
-    def __post_init__(self):
-        problem = encoder_settings_problem(self)
-        if problem:
-            raise ValueError(f"TRAConfig: {problem}")
-
-    def sampler(self) -> GoalSamplerConfig:
-        return future_goal_sampler(self)
 
 
 class TRAAgent(AgentState):

@@ -1,12 +1,25 @@
 """Image encoders for pixel observations: the IMPALA ResNet by name, how agents put it in front of their
-networks, and random-crop augmentation inside the compiled step. Depends on nothing else in mqe."""
+networks, and random-crop augmentation inside the compiled step. Depends on nothing else in mqe.
 
+The names and settings (``mqe.encoders.names``) load without JAX; the networks and augmentation load on
+first use (``from mqe.encoders import make_encoder`` imports ``mqe.encoders.impala`` then)."""
+
+import importlib
 import os
 
-from mqe.encoders.augment import AugmentedSampler, augment_batch, random_crop
-from mqe.encoders.compose import (GOAL_CONDITIONINGS, Encoded, FiLMConditioned, FiLMGoalEncoded, GoalConcatEncoded,
-                                  encoded, encoder_settings_problem, goal_concat_encoded, goal_encoded)
-from mqe.encoders.impala import ENCODERS, ImpalaEncoder, feature_dim, is_resnet, make_encoder
+from mqe.encoders.names import ENCODERS, GOAL_CONDITIONINGS, encoder_settings_problem, is_resnet
+
+# name -> the module that defines it, imported on first access (PEP 562)
+_LAZY = {**dict.fromkeys(("AugmentedSampler", "augment_batch", "random_crop"), "augment"),
+         **dict.fromkeys(("Encoded", "FiLMConditioned", "FiLMGoalEncoded", "GoalConcatEncoded", "encoded",
+                          "goal_concat_encoded", "goal_encoded"), "compose"),
+         **dict.fromkeys(("ImpalaEncoder", "feature_dim", "make_encoder"), "impala")}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"mqe.encoders.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'mqe.encoders' has no attribute {name!r}")
 
 __all__ = ["ENCODERS", "GOAL_CONDITIONINGS", "AugmentedSampler", "Encoded", "FiLMConditioned", "FiLMGoalEncoded",
            "GoalConcatEncoded", "ImpalaEncoder", "augment_batch", "feature_dim", "check_encoder", "encoded", "goal_concat_encoded",
@@ -68,4 +81,6 @@ def with_augmentation(agent_config, sampler):
     probability = getattr(agent_config, "crop_prob", 0.0)
     if probability <= 0.0:
         return sampler
+    from mqe.encoders.augment import AugmentedSampler
+
     return AugmentedSampler(sampler, probability)

@@ -24,7 +24,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from mqe.encoders.impala import is_resnet, make_encoder
+from mqe.encoders.impala import make_encoder
+from mqe.encoders.names import GOAL_CONDITIONINGS, encoder_settings_problem  # noqa: F401  (re-exported)
 
 
 class Encoded(nn.Module):
@@ -73,24 +74,6 @@ class FiLMConditioned(nn.Module):
     @nn.compact
     def __call__(self, observations: jax.Array, condition: jax.Array, *rest: Any) -> Any:
         return self.net(make_encoder(self.encoder, name="encoder")(observations, condition), None, *rest)
-
-
-GOAL_CONDITIONINGS = ("concat", "film")
-
-
-def encoder_settings_problem(agent_config) -> str | None:
-    """What is wrong with an agent config's encoder, goal_conditioning and encoder_weights together, if
-    anything (the agents' configs raise it)."""
-    encoder = getattr(agent_config, "encoder", None)
-    conditioning = getattr(agent_config, "goal_conditioning", "concat")
-    weights = getattr(agent_config, "encoder_weights", None)
-    if conditioning not in GOAL_CONDITIONINGS:
-        return f"goal_conditioning must be one of {GOAL_CONDITIONINGS}, got {conditioning!r}"
-    if conditioning == "film" and encoder is not None and not is_resnet(encoder):
-        return f"goal_conditioning=film needs a ResNet encoder (resnet34, resnet_debug), not {encoder!r}"
-    if weights and not is_resnet(encoder or ""):
-        return f"encoder_weights={weights!r} holds ResNet weights; it needs encoder=resnet34 (got {encoder!r})"
-    return None
 
 
 def goal_encoded(encoder: str | None, conditioning: str, net: nn.Module) -> nn.Module:

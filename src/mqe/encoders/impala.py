@@ -14,6 +14,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from mqe.encoders.names import ENCODERS, is_resnet  # noqa: F401  (re-exported)
+
 _conv_init = nn.initializers.xavier_uniform()
 
 
@@ -63,23 +65,6 @@ class ImpalaEncoder(nn.Module):
         for width in self.mlp_dims:
             x = nn.gelu(nn.Dense(width, kernel_init=_conv_init)(x), approximate=True)
         return x.reshape((*lead, x.shape[-1]))
-
-
-# OGBench's names and sizes (impls/utils/encoders.py): impala_small is what every published pixel run uses.
-# resnet34 is the MQE paper's Bridge backbone (mqe.encoders.resnet; ImageNet weights via agent.encoder_weights);
-# resnet_debug is a tiny ResNet of the same structure for tests.
-ENCODERS: dict[str, dict] = {
-    "impala": dict(stack_channels=(16, 32, 32), num_blocks=2, mlp_dims=(512,)),
-    "impala_small": dict(stack_channels=(16, 32, 32), num_blocks=1, mlp_dims=(512,)),
-    "impala_large": dict(stack_channels=(64, 128, 128), num_blocks=2, mlp_dims=(1024,)),
-    "impala_debug": dict(stack_channels=(4, 4), num_blocks=1, mlp_dims=(512,)),
-    "resnet34": dict(kind="resnet", stage_sizes=(3, 4, 6, 3), widths=(64, 128, 256, 512)),
-    "resnet_debug": dict(kind="resnet", stage_sizes=(1, 1, 1, 1), widths=(4, 4, 8, 8)),
-}
-
-
-def is_resnet(name: str) -> bool:
-    return ENCODERS.get(name, {}).get("kind") == "resnet"
 
 
 def feature_dim(name: str) -> int:
