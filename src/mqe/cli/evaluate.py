@@ -74,7 +74,7 @@ def evaluate(args) -> int:
         from mqe.planning import planner_for_run
 
         planner = planner_for_run(planner_config, model.config, args.dataset_dir)
-    evaluator = env_evaluator(name, args.episodes, progress=not args.no_progress, workers=args.eval_workers,
+    evaluator = env_evaluator(name, args.episodes, progress=not args.no_progress, workers=flags.workers(args.eval_workers),
                               seed=args.seed, video_dir=video_dir, planner=planner,
                               normalization=ActionNormalization.load(run_dir))
     results, outcomes = evaluator(stack([model.agent]))
@@ -100,7 +100,7 @@ def paper(args) -> int:
     if args.video is not None or args.out:
         raise ConfigError("--paper writes eval_<step>.json into each run; it takes neither --out nor --video")
     scores = evaluate_runs(args.runs, episodes=args.episodes, fractions=args.fractions, env=args.env, seed=args.seed,
-                           workers=args.eval_workers, planner_config=flags.planner_config(args),
+                           workers=flags.workers(args.eval_workers), planner_config=flags.planner_config(args),
                            dataset_dir=args.dataset_dir, progress=not args.no_progress,
                            log=lambda line: print(line, flush=True))
     finals = []

@@ -52,7 +52,7 @@ def evaluate(args) -> int:
 
     policy = SubgoalPolicy(args.maze, ant.AntController(actor), noise=args.noise, seed=args.seed)
     result = evaluate_policy(policy, functools.partial(make_env, args.maze), episodes_per_task=args.episodes,
-                             seed=args.seed, workers=args.eval_workers, progress=not args.no_progress)
+                             seed=args.seed, workers=flags.workers(args.eval_workers), progress=not args.no_progress)
     print(f"{args.maze}, BFS-subgoal controller + ant expert, action noise {args.noise}, "
           f"{args.episodes} episodes per task: " + ", ".join(f"{k} {100 * v:.1f}%" for k, v in result.items()))
     return 0

@@ -32,9 +32,11 @@ def progress() -> argparse.ArgumentParser:
     return p
 
 
-def eval_workers(default: int | None = CPUS, help_text: str | None = None) -> argparse.ArgumentParser:
+def eval_workers(help_text: str | None = None) -> argparse.ArgumentParser:
+    """--eval-workers; unset is None (``workers`` turns it into this machine's core count), so the parser and
+    its generated reference do not depend on the machine."""
     p = parent()
-    p.add_argument("--eval-workers", type=int, default=default,
+    p.add_argument("--eval-workers", type=int,
                    help=help_text or "processes that step the evaluation environments (default: one per CPU core; "
                                      "0 = in this process)")
     return p
@@ -84,6 +86,11 @@ def planner(where: str) -> argparse.ArgumentParser:
                    help="graph planner settings: landmarks, selection, candidates, edge_power, max_edge, goal_radius, "
                         "skip_radius, replan_every, seed, connect, max_landmarks")
     return p
+
+
+def workers(value: int | None) -> int:
+    """A worker-count flag's value: one per CPU core when unset."""
+    return CPUS if value is None else value
 
 
 def fractions(text: str) -> tuple[float, ...]:

@@ -19,7 +19,7 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="generation seed (the output is deterministic in it)")
     p.add_argument("--num-episodes", type=int, help="training episodes (default: OGBench's recipe)")
     p.add_argument("--expert", help="antmaze: the ant actor (.npz from `mqe expert train ant`; default: the packaged one)")
-    p.add_argument("--workers", type=int, default=flags.CPUS,
+    p.add_argument("--workers", type=int,
                    help="worker processes (default: one per CPU core); the output does not depend on it")
     p.add_argument("--shard-rows", type=int,
                    help="visual: frames per shard, the unit of resumption (default 5000; the output does not depend on it)")
@@ -42,13 +42,13 @@ def generate(args) -> int:
         from mqe.data.visual import SHARD_ROWS, generate_visual
 
         train, val, stats = generate_visual(args.name, args.dataset_dir, seed=args.seed, num_episodes=args.num_episodes,
-                                            workers=args.workers, shard_rows=args.shard_rows or SHARD_ROWS,
+                                            workers=flags.workers(args.workers), shard_rows=args.shard_rows or SHARD_ROWS,
                                             progress=not args.no_progress)
     else:
         from mqe.data.generate import generate as generate_state
 
         train, val, stats = generate_state(args.name, target, seed=args.seed, num_episodes=args.num_episodes,
-                                           expert=args.expert, workers=args.workers, progress=not args.no_progress)
+                                           expert=args.expert, workers=flags.workers(args.workers), progress=not args.no_progress)
     print(f"wrote {train}\nwrote {val}")
     print("stats: " + ", ".join(f"{k} {v}" for k, v in stats.items()))
     return 0
@@ -60,7 +60,7 @@ def robot(args, target: str) -> int:
     from mqe.data.robot import write_robot_dataset
 
     for line in write_robot_dataset(args.name, target, args.dataset_dir, fmt=args.format, seed=args.seed,
-                                    num_episodes=args.num_episodes, workers=args.workers,
+                                    num_episodes=args.num_episodes, workers=flags.workers(args.workers),
                                     shard_rows=args.shard_rows, episode_steps=args.episode_steps,
                                     progress=not args.no_progress):
         print(line)

@@ -14,7 +14,7 @@ def register(sub) -> None:
     p = sub.add_parser("sweep", help="train a grid of datasets x agents x seeds x --grid values (local processes or Ray)",
                        parents=[flags.dataset_dir(help_text="where the datasets live (as in mqe train)"),
                                 flags.overrides("a config value for every run, as in mqe train"),
-                                flags.eval_workers(None, "environment processes per job's evaluation (default: CPU "
+                                flags.eval_workers("environment processes per job's evaluation (default: CPU "
                                                          "cores / --parallel)")])
     p.add_argument("file", nargs="?", help="a YAML or JSON grid (keys: datasets, agents, seeds, set, grid, preset, "
                                            "eval_episodes, dataset_dir); flags override its keys")

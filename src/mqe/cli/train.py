@@ -61,7 +61,8 @@ def train(args) -> int:
         from mqe.planning import planner_for_run
 
         planner = planner_for_run(planner_config, config, observations=dataset.observations)
-    outcomes = driver.run(config, data, run_dirs, eval_episodes=args.eval_episodes, eval_workers=args.eval_workers,
+    outcomes = driver.run(config, data, run_dirs, eval_episodes=args.eval_episodes,
+                          eval_workers=flags.workers(args.eval_workers),
                           planner=planner, resume=not args.no_resume, progress=not args.no_progress)
     finals = []
     for outcome in outcomes:
