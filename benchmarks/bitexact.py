@@ -1,6 +1,6 @@
 """Fixed-seed fingerprints of training, to check that a refactoring changes no result bit for bit.
 
-For every agent (tiny networks, a synthetic dataset) it trains one seed through the Python API, two seeds
+For every agent (the ``tiny`` preset, a synthetic dataset) it trains one seed through the Python API, two seeds
 as one program for MQE, and one seed through ``mqe train`` in a subprocess; it records each logged loss
 (``train.csv`` as written, minus timing columns) and a SHA-256 of the final parameters.
 
@@ -27,20 +27,6 @@ os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-TINY = {
-    "mqe": ["batch_size=16", "latent_dim=16", "encoder_hidden_dims=16,16", "actor_hidden_dims=16,16"],
-    "gcbc": ["batch_size=16", "actor_hidden_dims=16,16"],
-    "gcivl": ["batch_size=16", "value_hidden_dims=16,16", "actor_hidden_dims=16,16"],
-    "gciql": ["batch_size=16", "value_hidden_dims=16,16", "actor_hidden_dims=16,16"],
-    "crl": ["batch_size=16", "latent_dim=16", "value_hidden_dims=16,16", "actor_hidden_dims=16,16"],
-    "hiql": ["batch_size=16", "value_hidden_dims=16,16", "actor_hidden_dims=16,16", "subgoal_steps=5"],
-    "qrl": ["batch_size=16", "latent_dim=16", "value_hidden_dims=16,16", "dynamics_hidden_dims=16,16",
-            "actor_hidden_dims=16,16"],
-    "sacbc": ["batch_size=16", "value_hidden_dims=16,16", "actor_hidden_dims=16,16", "nstep=5"],
-    "cmd": ["batch_size=16", "latent_dim=16", "value_hidden_dims=16,16", "actor_hidden_dims=16,16"],
-    "tmd": ["batch_size=16", "latent_dim=16", "value_hidden_dims=16,16", "actor_hidden_dims=16,16"],
-    "tra": ["batch_size=16", "latent_dim=16", "value_hidden_dims=16,16", "actor_hidden_dims=16,16"],
-}
 TRAIN = ["train.steps=60", "train.updates_per_call=20", "train.log_interval=20", "train.checkpoint_interval=60"]
 TIMING = ("time", "seconds", "updates_per_second", "wall")
 
@@ -78,12 +64,12 @@ def fingerprints() -> dict:
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in sorted(AGENTS):
-            config = make_config(name, None, TINY[name] + TRAIN)
+            config = make_config(name, "tiny", TRAIN)
             run = os.path.join(tmp, name)
             result = train(config, ds, run, progress=False)
             out[f"api/{name}"] = {"params": params_hash(result.agent.params), "losses": losses(run)}
             print(f"api/{name}: {out[f'api/{name}']['params'][:16]}", flush=True)
-        config = make_config("mqe", None, TINY["mqe"] + TRAIN)
+        config = make_config("mqe", "tiny", TRAIN)
         runs = {0: os.path.join(tmp, "pair-0"), 1: os.path.join(tmp, "pair-1")}
         for result in train_seeds(config, ds, runs, progress=False):
             key = f"api-seeds/mqe/s{result.seed}"
@@ -92,8 +78,8 @@ def fingerprints() -> dict:
         path = os.path.join(tmp, "data.npz")
         ds.save_npz(path)
         run = os.path.join(tmp, "cli")
-        argv = [sys.executable, "-m", "mqe.cli", "train", "--dataset", path, "--agent", "mqe", "--preset", "none",
-                "--seed", "3", "--run-dir", run, "--no-progress"] + [f"--set={o}" for o in TINY["mqe"] + TRAIN]
+        argv = [sys.executable, "-m", "mqe.cli", "train", "--dataset", path, "--agent", "mqe", "--preset", "tiny",
+                "--seed", "3", "--run-dir", run, "--no-progress"] + [f"--set={o}" for o in TRAIN]
         subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
         import mqe
 

@@ -9,25 +9,11 @@ import pytest
 import mqe
 from mqe import checkpoint as ckpt
 from mqe.agents import AGENTS
-from mqe.config import make_config
+from mqe.config import load_presets, make_config
 from mqe.data.dataset import Dataset
 from mqe.sampling import DeviceData, sample_batch
 from mqe.train import initial_state, train
 
-TINY = {
-    "mqe": ["batch_size=16", "latent_dim=16", "encoder_hidden_dims=16,16", "actor_hidden_dims=16,16"],
-    "gcbc": ["batch_size=16", "actor_hidden_dims=16,16"],
-    "gcivl": ["batch_size=16", "value_hidden_dims=16,16", "actor_hidden_dims=16,16"],
-    "gciql": ["batch_size=16", "value_hidden_dims=16,16", "actor_hidden_dims=16,16"],
-    "crl": ["batch_size=16", "latent_dim=16", "value_hidden_dims=16,16", "actor_hidden_dims=16,16"],
-    "hiql": ["batch_size=16", "value_hidden_dims=16,16", "actor_hidden_dims=16,16", "subgoal_steps=5"],
-    "qrl": ["batch_size=16", "latent_dim=16", "value_hidden_dims=16,16", "dynamics_hidden_dims=16,16",
-            "actor_hidden_dims=16,16"],
-    "sacbc": ["batch_size=16", "value_hidden_dims=16,16", "actor_hidden_dims=16,16", "nstep=5"],
-    "cmd": ["batch_size=16", "latent_dim=16", "value_hidden_dims=16,16", "actor_hidden_dims=16,16"],
-    "tmd": ["batch_size=16", "latent_dim=16", "value_hidden_dims=16,16", "actor_hidden_dims=16,16"],
-    "tra": ["batch_size=16", "latent_dim=16", "value_hidden_dims=16,16", "actor_hidden_dims=16,16"],
-}
 
 
 def _dataset(obs_dim=3, action_dim=2, n=600):
@@ -41,8 +27,8 @@ def _dataset(obs_dim=3, action_dim=2, n=600):
 
 @pytest.mark.parametrize("name", sorted(AGENTS))
 def test_agent_contract(name, tmp_path):
-    assert name in TINY, f"add a tiny config for agent {name!r} to this contract test"
-    config = make_config(name, None, TINY[name] + ["train.steps=40", "train.updates_per_call=20",
+    assert name in load_presets()["presets"]["tiny"]["agents"], f"add agent {name!r} to the tiny preset"
+    config = make_config(name, "tiny", ["train.steps=40", "train.updates_per_call=20",
                                                    "train.log_interval=20", "train.checkpoint_interval=20"])
     ds = _dataset()
     spec = AGENTS[name]
@@ -108,7 +94,7 @@ def test_agent_contract(name, tmp_path):
     *[(kind, "mrn") for kind in ("exp_squared", "squared", "all_pairs", "expectile", "none")],
     ("exp_squared", "iqe"), ("all_pairs", "iqe")])
 def test_mqe_variants_train(invariance, quasimetric):
-    config = make_config("mqe", None, TINY["mqe"] + [f"invariance={invariance}", f"quasimetric={quasimetric}"])
+    config = make_config("mqe", "tiny", [f"invariance={invariance}", f"quasimetric={quasimetric}"])
     ds = _dataset()
     agent = AGENTS["mqe"].agent_class.create(jax.random.PRNGKey(0), ds.observations[:1], ds.actions[:1],
                                              config.agent)
@@ -124,7 +110,7 @@ def test_mqe_variants_train(invariance, quasimetric):
 
 
 def test_actor_loss_does_not_update_the_critic():
-    config = make_config("mqe", None, TINY["mqe"])
+    config = make_config("mqe", "tiny")
     ds = _dataset()
     agent = AGENTS["mqe"].agent_class.create(jax.random.PRNGKey(0), ds.observations[:1], ds.actions[:1],
                                              config.agent)
@@ -141,7 +127,7 @@ def test_actor_loss_does_not_update_the_critic():
 def test_hiql_gradient_is_finite_for_an_all_zero_state_and_goal():
     # Zero input + zero biases give a goal representation of exactly 0 at initialisation; its
     # normalisation must still have a finite gradient (a plain norm's is NaN there).
-    config = make_config("hiql", None, TINY["hiql"])
+    config = make_config("hiql", "tiny")
     ds = _dataset()
     agent = AGENTS["hiql"].agent_class.create(jax.random.PRNGKey(0), ds.observations[:1], ds.actions[:1], config.agent)
     batch = config.agent.sampler().sample(jax.random.PRNGKey(1), DeviceData.from_dataset(ds))
@@ -169,7 +155,7 @@ def _image_dataset(n=120, size=8):
 def test_agent_contract_on_images(name, tmp_path):
     """The contract on uint8 frames: every network with an encoder, crops on, frames uint8 up to the
     encoder, a short training run through ``train`` and the checkpoint acting the same through ``mqe.load``."""
-    config = make_config(name, None, TINY[name] + PIXEL_TINY + ["train.steps=4", "train.updates_per_call=2",
+    config = make_config(name, "tiny", PIXEL_TINY + ["train.steps=4", "train.updates_per_call=2",
                                                                "train.log_interval=2", "train.checkpoint_interval=4"])
     ds = _image_dataset()
     assert ds.observations.dtype == np.uint8

@@ -18,13 +18,6 @@ from mqe.data.dataset import Dataset
 from mqe.planning import steps_functions
 from mqe.train import train
 
-TINY = {
-    "mqe": ["batch_size=16", "latent_dim=16", "encoder_hidden_dims=16,16", "actor_hidden_dims=16,16"],
-    "tmd": ["batch_size=16", "latent_dim=16", "value_hidden_dims=16,16", "actor_hidden_dims=16,16"],
-    "qrl": ["batch_size=16", "latent_dim=16", "value_hidden_dims=16,16", "dynamics_hidden_dims=16,16",
-            "actor_hidden_dims=16,16"],
-    "gciql": ["batch_size=16", "value_hidden_dims=16,16", "actor_hidden_dims=16,16"],
-}
 STEPS = ["train.steps=20", "train.updates_per_call=10", "train.log_interval=10", "train.checkpoint_interval=10"]
 
 
@@ -49,7 +42,7 @@ def test_every_agent_calls_its_discount_discount():
                                         ("qrl", 1.0)])
 def test_load_and_the_planner_count_steps_the_same_way(name, unit, tmp_path):
     discount = [] if name == "qrl" else ["discount=0.99"]
-    config = make_config(name, None, TINY[name] + STEPS + discount)
+    config = make_config(name, "tiny", STEPS + discount)
     ds = _dataset()
     result = train(config, ds, str(tmp_path), progress=False)
     model = mqe.load(tmp_path)
@@ -64,7 +57,7 @@ def test_load_and_the_planner_count_steps_the_same_way(name, unit, tmp_path):
 
 
 def test_a_value_agent_has_steps_but_no_distance(tmp_path):
-    config = make_config("gciql", None, TINY["gciql"] + STEPS)
+    config = make_config("gciql", "tiny", STEPS)
     ds = _dataset()
     train(config, ds, str(tmp_path), progress=False)
     model = mqe.load(tmp_path)
@@ -77,9 +70,9 @@ def test_runs_written_with_gamma_still_load_and_resume(tmp_path):
     """A run directory and checkpoint whose config says `gamma` (MQE before the rename) loads with the same
     discount and resumes to the same parameters as a run that never had the old name."""
     ds = _dataset()
-    config = make_config("mqe", None, TINY["mqe"] + STEPS + ["discount=0.97"])
+    config = make_config("mqe", "tiny", STEPS + ["discount=0.97"])
     old, new = str(tmp_path / "old"), str(tmp_path / "new")
-    short = make_config("mqe", None, TINY["mqe"] + STEPS[1:] + ["train.steps=10", "discount=0.97"])
+    short = make_config("mqe", "tiny", STEPS[1:] + ["train.steps=10", "discount=0.97"])
     train(short, ds, old, progress=False)
     # Rewrite the run as the old code wrote it: `gamma` in config.json and inside the checkpoint.
     for path in [os.path.join(old, "config.json")]:
@@ -120,7 +113,7 @@ def test_a_run_written_by_mqe_0_2_0_loads_acts_the_same_and_resumes(tmp_path):
                                rtol=1e-5, atol=1e-6)
     run = str(tmp_path / "run")
     shutil.copytree(FIXTURE, run)
-    config = make_config("mqe", None, TINY["mqe"] + ["discount=0.97", "train.steps=30", "train.updates_per_call=10",
+    config = make_config("mqe", "tiny", ["discount=0.97", "train.steps=30", "train.updates_per_call=10",
                                                      "train.log_interval=10", "train.checkpoint_interval=10"])
     result = train(config, walk, run, progress=False)
     assert result.start_step == 20 and int(result.agent.step) == 30

@@ -205,3 +205,30 @@ class AgentState(flax.struct.PyTreeNode):
         targets = {name: polyak(self.target_params[name], self.params[name], tau) for name in self.TARGETS}
         metrics["grad_norm"] = optax.tree.norm(grads)
         return self.replace(params=params, target_params=targets, opt_state=opt_state, step=self.step + 1), metrics
+
+
+class QuasimetricAgent(AgentState):
+    """An agent whose critic is an ensemble of quasimetric distances ``d(phi_e(s, a), psi_e(g))`` trained so
+    that one environment step is worth ``|log gamma|`` of distance (MQE, TMD). Subclasses define ``phi``,
+    ``psi`` and ``_distances() -> (matched, pairwise)``; this class gives the actor's loss and what the agent
+    answers about distances."""
+
+    def actor_loss(self, params, batch):
+        """DDPG+BC (``AgentState.ddpg_bc_actor_loss``) with ``Q = min_e -d(phi_e(s, a), psi_e(g))``, pessimistic
+        over the ensemble."""
+        matched, _ = self._distances()
+        return self.ddpg_bc_actor_loss(
+            params, batch, lambda p, o, a, g: jnp.min(-matched(self.phi(p, o, a), self.psi(p, g)), axis=0))
+
+    def distance(self, observations, goals):
+        """Learned d(psi_e(s), psi_e(g)) per ensemble member: (E, ...)."""
+        matched, _ = self._distances()
+        return matched(self.psi(self.params, observations), self.psi(self.params, goals))
+
+    def step_distance(self) -> float:
+        """The distance of one environment step: |log gamma| (the LINEX backups' discount makes it so)."""
+        return abs(math.log(self.config.discount))
+
+    def steps_functions(self) -> StepsFunctions:
+        """Steps to the goal: mean_e d(psi_e(s), psi_e(g)) / |log gamma|."""
+        return quasimetric_steps(self, self.step_distance())

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 
 from mqe import kernels as kernel_sets
 from mqe import losses
-from mqe.agents.common import AgentState, StepsFunctions, quasimetric_steps
+from mqe.agents.common import QuasimetricAgent
 from mqe.agents.configs import MQEConfig
 from mqe.encoders import feature_dim, goal_encoded, make_encoder
 from mqe.networks import EnsembleMLP, GaussianPolicy, StateActionEncoder
@@ -39,9 +39,10 @@ from mqe.quasimetric import (
 )
 
 
-class MQEAgent(AgentState):
+class MQEAgent(QuasimetricAgent):
     """Parameters, optimiser state and step of an MQE agent (``common.AgentState``: no target networks;
-    one Adam step on the summed losses); the config and modules are static."""
+    one Adam step on the summed losses); the config and modules are static. The actor's DDPG+BC loss, the
+    distance and the steps to a goal are ``common.QuasimetricAgent``'s."""
 
     # ----- networks, addressed by name -----
     @staticmethod
@@ -136,31 +137,6 @@ class MQEAgent(AgentState):
         d_value = matched(psi_s, psi_g)
         d_q = jax.lax.stop_gradient(jnp.diagonal(d, axis1=-2, axis2=-1))
         return jnp.mean(losses.expectile_loss(d_value - d_q, cfg.invariance_expectile))
-
-    def actor_loss(self, params, batch):
-        """DDPG+BC (``AgentState.ddpg_bc_actor_loss``) with Q = min_e -d(phi_e(s, a), psi_e(g)), pessimistic over
-        the ensemble."""
-        matched, _ = self._distances()
-        return self.ddpg_bc_actor_loss(
-            params, batch, lambda p, o, a, g: jnp.min(-matched(self.phi(p, o, a), self.psi(p, g)), axis=0))
-
-    # ----- inference -----
-    def distance(self, observations, goals):
-        """Learned d(psi_e(s), psi_e(g)) per ensemble member: (E, ...)."""
-        matched, _ = self._distances()
-        return matched(self.psi(self.params, observations), self.psi(self.params, goals))
-
-    def value_estimate(self, observations, goals):
-        """-mean_e d(psi_e(s), psi_e(g)): higher is closer."""
-        return -jnp.mean(self.distance(observations, goals), axis=0)
-
-    def step_distance(self) -> float:
-        """The distance of one environment step: |log gamma| (the LINEX backups make it so)."""
-        return abs(math.log(self.config.discount))
-
-    def steps_functions(self) -> StepsFunctions:
-        """Steps to the goal: mean_e d(psi_e(s), psi_e(g)) / |log gamma|."""
-        return quasimetric_steps(self, self.step_distance())
 
     def _distances(self):
         cfg = self.config

@@ -20,12 +20,11 @@ import jax
 import jax.numpy as jnp
 
 from mqe import losses
-from mqe.agents.common import (AgentState, StepsFunctions, phi_psi_actor_inputs,
-                               phi_psi_actor_networks, quasimetric_steps)
+from mqe.agents.common import QuasimetricAgent, phi_psi_actor_inputs, phi_psi_actor_networks
 from mqe.quasimetric import ensemble_pairwise, make_quasimetric
 
 
-class TMDAgent(AgentState):
+class TMDAgent(QuasimetricAgent):
     @staticmethod
     def build_networks(config, action_dim):
         return phi_psi_actor_networks(config, action_dim, shared_encoder=True)  # pixels: phi and psi share one
@@ -60,21 +59,3 @@ class TMDAgent(AgentState):
         loss = nce + c.zeta * (invariance + backup)
         return loss, {"critic/nce_loss": nce, "critic/invariance_loss": invariance, "critic/backup_loss": backup,
                       "critic/d_matched": jnp.mean(jnp.diagonal(d, axis1=-2, axis2=-1)), "critic/d_all_pairs": jnp.mean(d)}
-
-    def actor_loss(self, params, batch):
-        matched, _ = self._distances()
-        return self.ddpg_bc_actor_loss(
-            params, batch, lambda p, o, a, g: jnp.min(-matched(self.phi(p, o, a), self.psi(p, g)), axis=0))
-
-    def distance(self, observations, goals):
-        """Learned d(psi_e(s), psi_e(g)) per ensemble member: (E, ...)."""
-        matched, _ = self._distances()
-        return matched(self.psi(self.params, observations), self.psi(self.params, goals))
-
-    def step_distance(self) -> float:
-        """The distance of one environment step: |log gamma| (the LINEX backup's discount)."""
-        return abs(math.log(self.config.discount))
-
-    def steps_functions(self) -> StepsFunctions:
-        """Steps to the goal: mean_e d(psi_e(s), psi_e(g)) / |log gamma|."""
-        return quasimetric_steps(self, self.step_distance())
