@@ -394,7 +394,8 @@ def api_page(module: str) -> str:
 # subpackage or a top-level module named after it. A module not named here belongs to the core if it is a
 # top-level module, else to its subpackage.
 CORE = ("config", "agents", "networks", "losses", "quasimetric", "sampling", "train",
-        "kernels", "checkpoint", "logger", "io", "errors", "provenance", "protocol", "api", "parallel", "presets")
+        "kernels", "checkpoint", "logger", "io", "errors", "provenance", "protocol", "api", "parallel", "presets",
+        "settings")
 ROOM_OF_MODULE = {"mqe.__main__": "cli", "mqe": "core"}
 
 
