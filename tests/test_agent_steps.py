@@ -80,11 +80,11 @@ def test_runs_written_with_gamma_still_load_and_resume(tmp_path):
         data["agent"]["gamma"] = data["agent"].pop("discount")
         json.dump(data, open(path, "w"))
     latest = ckpt.latest_checkpoint(os.path.join(old, "checkpoints"))
-    payload = flax.serialization.msgpack_restore(open(latest, "rb").read())
-    saved = json.loads(payload["config"])
-    saved["agent"]["gamma"] = saved["agent"].pop("discount")
-    payload["config"] = json.dumps(saved)
-    open(latest, "wb").write(flax.serialization.msgpack_serialize(payload))
+    payload = ckpt.read_checkpoint(latest)  # written again in the old layout (format version 1, no digest)
+    payload["config"]["agent"]["gamma"] = payload["config"]["agent"].pop("discount")
+    old_layout = {**payload, "version": 1, "config": json.dumps(payload["config"]),
+                  "observation_shape": list(payload["observation_shape"]), "extra": json.dumps(payload["extra"])}
+    open(latest, "wb").write(flax.serialization.msgpack_serialize(old_layout))
     assert "gamma" in ckpt.read_checkpoint(latest)["config"]["agent"]
 
     loaded = mqe.load(old)

@@ -123,10 +123,19 @@ def _batched(fn, batch_size: int, obs: np.ndarray, goals: np.ndarray, axis: int 
     return np.concatenate(outs, axis=axis)
 
 
+def _readable(path: str) -> bool:
+    try:
+        ckpt.read_checkpoint(path)
+        return True
+    except ckpt.CheckpointError:
+        return False
+
+
 def load(path: str | os.PathLike) -> LoadedAgent:
     """Loads a checkpoint file, or the newest checkpoint of a run directory (a full one if it has any,
     else its newest policy checkpoint); needs nothing else."""
     path = os.fspath(path)
+    directory = None
     if os.path.isdir(path):
         for directory, policies in ((os.path.join(path, "checkpoints"), False), (path, False),
                                     (os.path.join(path, ckpt.POLICY_DIR), True)):
@@ -137,7 +146,14 @@ def load(path: str | os.PathLike) -> LoadedAgent:
         else:
             raise ckpt.CheckpointError(f"{path}: no checkpoint (checkpoints/ckpt_*.msgpack or "
                                        f"{ckpt.POLICY_DIR}/policy_*.msgpack) in this run directory")
-    payload = ckpt.read_checkpoint(path)
+    try:
+        payload = ckpt.read_checkpoint(path)
+    except ckpt.CheckpointError as exc:
+        folder = directory or os.path.dirname(path)
+        good = next((p for _, p in reversed(ckpt.list_checkpoints(folder, os.path.basename(folder) == ckpt.POLICY_DIR))
+                     if p != path and _readable(p)), None)
+        raise ckpt.CheckpointError(f"{exc}; " + (f"the newest good checkpoint there is {good} (load or serve that "
+                                                 "file)" if good else "no other checkpoint there reads")) from None
     config = RunConfig.from_dict(payload["config"])
     spec = AGENTS[config.agent_name]
     obs_shape, action_dim = payload["observation_shape"], payload["action_dim"]

@@ -2,9 +2,13 @@
 
 A checkpoint is one msgpack file ``ckpt_<step>.msgpack`` holding::
 
-    {"format": "mqe-checkpoint", "version": 1, "config": <RunConfig.to_dict() as JSON>,
-     "step": int, "observation_shape": [...], "action_dim": int,
-     "state": {"agent": <agent state dict>, "rng": <uint32 key>}}
+    {"format": "mqe-checkpoint", "version": 2, "sha256": <hex digest of body>, "body": <msgpack bytes of
+     {"config": <RunConfig.to_dict() as JSON>, "step": int, "observation_shape": [...], "action_dim": int,
+      "state": {"agent": <agent state dict>, "rng": <uint32 key>}, "extra": <JSON>}>}
+
+Every read checks the digest, so a damaged file (a flipped bit, a truncated write from a crashed disk) is
+refused by name instead of training on garbage; ``newest_good_checkpoint`` skips such files. Version-1
+files (the same fields at the top level, no digest) are still read.
 
 A policy checkpoint ``policies/policy_<step>.msgpack`` is the compact kind a run ships for evaluation
 elsewhere: the same header with ``"contents": "policy"``, and in ``state`` only the networks the agent's
@@ -15,9 +19,11 @@ It can be evaluated (``mqe eval``, ``mqe.load(...).act``) but not resumed.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
+import warnings
 from typing import Any
 
 import flax.serialization
@@ -28,7 +34,8 @@ from mqe.errors import MQEError
 from mqe.io import atomic_write_bytes
 
 FORMAT = "mqe-checkpoint"
-VERSION = 1
+VERSION = 2  # 2: the fields inside a SHA-256-checked body; 1: the same fields at the top level, unchecked
+CORRUPT_DIR = "corrupt"  # damaged checkpoints are moved here (kept, never deleted) when a resume skips them
 _NAME = re.compile(r"^ckpt_(\d+)\.msgpack$")
 _POLICY_NAME = re.compile(r"^policy_(\d+)\.msgpack$")
 POLICY_DIR = "policies"
@@ -74,8 +81,6 @@ def save_policy(run_dir: str, *, step: int, config: dict[str, Any], params: dict
     if stored_dtype not in ("float16", "float32"):
         raise ValueError(f"stored_dtype must be float16 or float32, got {stored_dtype!r}")
     payload = {
-        "format": FORMAT,
-        "version": VERSION,
         "contents": "policy",
         "stored_dtype": stored_dtype,
         "config": json.dumps(config),
@@ -87,8 +92,15 @@ def save_policy(run_dir: str, *, step: int, config: dict[str, Any], params: dict
     }
     path = policy_path(run_dir, step)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    atomic_write_bytes(path, flax.serialization.msgpack_serialize(payload))
+    atomic_write_bytes(path, _checked_bytes(payload))
     return path
+
+
+def _checked_bytes(fields: dict[str, Any]) -> bytes:
+    """The file's bytes: ``fields`` serialised as the body, beside its SHA-256."""
+    body = flax.serialization.msgpack_serialize(fields)
+    return flax.serialization.msgpack_serialize(
+        {"format": FORMAT, "version": VERSION, "sha256": hashlib.sha256(body).hexdigest(), "body": body})
 
 
 def save_checkpoint(
@@ -100,8 +112,6 @@ def save_checkpoint(
     ``extra`` holds small JSON-able bookkeeping (e.g. the partially filled log window).
     """
     payload = {
-        "format": FORMAT,
-        "version": VERSION,
         "config": json.dumps(config),
         "step": int(step),
         "observation_shape": list(observation_shape),
@@ -110,7 +120,7 @@ def save_checkpoint(
         "extra": json.dumps(extra or {}),
     }
     path = checkpoint_path(directory, step)
-    atomic_write_bytes(path, flax.serialization.msgpack_serialize(payload))
+    atomic_write_bytes(path, _checked_bytes(payload))
     for _, old in list_checkpoints(directory)[:-keep]:
         os.remove(old)
     return path
@@ -127,11 +137,20 @@ def read_checkpoint(path: str) -> dict[str, Any]:
         raise CheckpointError(f"{path}: not a readable mqe checkpoint ({type(exc).__name__})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an mqe checkpoint (missing format marker {FORMAT!r})")
-    if payload.get("version") != VERSION:
+    if payload.get("version") not in (1, VERSION):
         raise CheckpointError(
             f"{path}: checkpoint format version {payload.get('version')} is not supported "
-            f"(this mqe reads version {VERSION})"
+            f"(this mqe reads versions 1 and {VERSION})"
         )
+    if payload["version"] == VERSION:
+        body = payload.get("body")
+        if not isinstance(body, bytes) or hashlib.sha256(body).hexdigest() != payload.get("sha256"):
+            raise CheckpointError(f"{path}: damaged checkpoint (its contents do not match the SHA-256 written "
+                                  "with them)")
+        try:
+            payload = {"format": FORMAT, "version": VERSION, **flax.serialization.msgpack_restore(body)}
+        except Exception as exc:
+            raise CheckpointError(f"{path}: not a readable mqe checkpoint ({type(exc).__name__})") from None
     payload["config"] = json.loads(payload["config"])
     payload["extra"] = json.loads(payload.get("extra", "{}"))
     payload["observation_shape"] = tuple(payload["observation_shape"])
@@ -166,6 +185,35 @@ def _with_empty_fields(template: Any, state: Any) -> Any:
         elif not jax.tree.leaves(value):
             out[key] = value
     return out
+
+
+def newest_good_checkpoint(directory: str, *, set_aside: bool = False) -> tuple[str | None, dict | None]:
+    """(path, payload) of the newest checkpoint in ``directory`` that reads (digest and all), else
+    (None, None). Newer damaged ones are reported in a warning that names them and the one used; with
+    ``set_aside`` they are moved into ``directory/corrupt/`` (kept for inspection, out of the way of
+    resumption and pruning)."""
+    damaged = []
+    for _, path in reversed(list_checkpoints(directory)):
+        try:
+            payload = read_checkpoint(path)
+        except CheckpointError as exc:
+            damaged.append((path, str(exc)))
+            continue
+        break
+    else:
+        path, payload = None, None
+    if damaged:
+        moved = []
+        for bad, _ in damaged:
+            if set_aside:
+                os.makedirs(os.path.join(directory, CORRUPT_DIR), exist_ok=True)
+                target = os.path.join(directory, CORRUPT_DIR, os.path.basename(bad))
+                os.replace(bad, target)
+                moved.append(target)
+        using = f"using the newest good one, {path}" if path else "no good checkpoint is left"
+        aside = f"; moved to {', '.join(moved)}" if moved else ""
+        warnings.warn("; ".join(message for _, message in damaged) + f"; {using}{aside}", stacklevel=2)
+    return path, payload
 
 
 def latest_checkpoint(directory: str) -> str | None:

@@ -337,9 +337,16 @@ def _start(config: RunConfig, dataset: Dataset, run_dir: str, resume: bool) -> _
     """A seed's state at step 0, or restored from its newest checkpoint."""
     tc = config.train
     seed = _Seed(config, run_dir, *initial_state(config, dataset), step=0, window=[])
-    latest = ckpt.latest_checkpoint(seed.ckpt_dir) if resume else None
+    latest, payload = None, None
+    if resume:  # damaged newer checkpoints are set aside (kept) with a warning naming them and the one used
+        existing = ckpt.list_checkpoints(seed.ckpt_dir)
+        latest, payload = ckpt.newest_good_checkpoint(seed.ckpt_dir, set_aside=True)
+        if existing and latest is None:
+            raise ckpt.CheckpointError(
+                f"{run_dir}: every checkpoint is damaged ({', '.join(os.path.basename(p) for _, p in existing)}; "
+                f"kept in {os.path.join(seed.ckpt_dir, ckpt.CORRUPT_DIR)}); nothing to resume from: use a new "
+                "--run-dir")
     if latest is not None:
-        payload = ckpt.read_checkpoint(latest)
         _check_resumable(RunConfig.from_dict(payload["config"]), config, latest)
         state = ckpt.restore_state({"agent": seed.agent, "rng": seed.key}, payload["state"], latest)
         seed.agent, seed.key, seed.step = state["agent"], state["rng"], payload["step"]

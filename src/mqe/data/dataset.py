@@ -390,6 +390,10 @@ class Dataset:
                 _check_finite(src, key, arr)
 
         # Episode ends in the given layout; the array end always ends one.
+        if val is None and next_obs is None and term.shape[0] > 1 and not term.any():
+            warnings.warn(f"{src}: 'terminals' marks no row as an episode's end, so its {term.shape[0]} rows are read "
+                          "as one trajectory (goals and waypoints then cross any episode boundaries in it); set "
+                          "terminals to True on the last row of each episode", stacklevel=3)
         ends = (~val if val is not None else term).copy()
         ends[-1] = True
 
