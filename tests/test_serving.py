@@ -149,6 +149,19 @@ MALFORMED = {
                    "goal: data holds 3 bytes; shape [8, 8, 3] of uint8 needs 192"),
     "rows differ": (lambda: _payload(observation=encode_array(_frames(2, 7)), goal=encode_array(_frames(3, 8))),
                     400, "goal: 3 goals for 2 observations"),
+    # The fault probe's shapes and values: each was a plain-text 500 before the decoder bounded them.
+    "huge declared shape": (lambda: _payload(goal={"shape": [2**64, 0], "dtype": "uint8", "data": ""}), 400,
+                            "goal: shape [18446744073709551616, 0] holds more than"),
+    "huge 5-d shape": (lambda: _payload(goal={"shape": [2**62, 0, 64, 64, 3], "dtype": "uint8", "data": ""}), 400,
+                       "goal: shape [4611686018427387904, 0, 64, 64, 3] holds more than"),
+    "100 dimensions": (lambda: _payload(observation={"shape": [1] * 100, "dtype": "uint8", "data": "AA=="}), 400,
+                       "observation: 100 dimensions; expected at most 8"),
+    "400-digit integer": (lambda: _payload(observation=[10**400] + [0] * 191), 400,
+                          "observation: a list must hold numbers only (integers within float range)"),
+    "strings in a list": (lambda: _payload(goal=["1"] * 192), 400,
+                          "goal: list values must be numbers (not strings, booleans or null)"),
+    "booleans in a list": (lambda: _payload(goal=[True] * 192), 400,
+                           "goal: list values must be numbers (not strings, booleans or null)"),
     "oversized body": (lambda: _payload(observation=encode_array(_frames(300, 9))), 413,
                        "bytes is more than this server takes (52428; mqe serve --max-body-mb)"),
 }
@@ -248,3 +261,69 @@ def test_a_server_that_cannot_start_is_reported_with_its_error(tmp_path):
     with pytest.raises(RuntimeError, match="mqe serve did not start(.|\n)*nowhere: no such run directory"):
         with ServedPolicy(str(tmp_path / "nowhere")):
             pass
+
+
+def test_a_non_json_error_body_reaches_the_caller_as_a_policy_server_error():
+    """A proxy's HTML page or a plain-text 500 is a PolicyServerError with its status, not a JSONDecodeError."""
+    import http.server
+
+    class PlainText(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            body = b"Internal Server Error"
+            self.send_response(500)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), PlainText)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        with PolicyClient(f"http://127.0.0.1:{httpd.server_address[1]}") as client:
+            with pytest.raises(PolicyServerError) as raised:
+                client.act(_frames(1, 1)[0], _frames(1, 2)[0])
+        assert raised.value.status == 500 and "Internal Server Error" in raised.value.message
+    finally:
+        httpd.shutdown()
+
+
+def test_the_decoder_answers_any_json_value_with_an_array_or_a_field_error():
+    """Property: whatever JSON value arrives, decode_array returns an array or raises RequestError naming the
+    field (never another exception), and model_rows likewise."""
+    from hypothesis import given, settings, strategies as st
+
+    leaves = st.one_of(st.none(), st.booleans(), st.integers(min_value=-(10**500), max_value=10**500),
+                       st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=5))
+    json_values = st.recursive(leaves, lambda inner: st.one_of(st.lists(inner, max_size=4),
+                                                               st.dictionaries(st.text(max_size=6), inner, max_size=4)),
+                               max_leaves=30)
+    encoded = st.fixed_dictionaries({
+        "shape": st.one_of(st.lists(st.integers(min_value=-2, max_value=2**70), max_size=12), json_values),
+        "dtype": st.one_of(st.sampled_from(["uint8", "float32", "float64", "int8"]), json_values),
+        "data": st.one_of(st.binary(max_size=64).map(lambda b: __import__("base64").b64encode(b).decode()),
+                          json_values)})
+
+    @settings(max_examples=400, deadline=None)
+    @given(st.one_of(json_values, encoded))
+    def check(value):
+        try:
+            array = decode_array(value, "observation")
+        except RequestError as exc:
+            assert exc.field == "observation"
+            return
+        assert isinstance(array, np.ndarray)
+        try:
+            rows = model_rows(array, "observation", SHAPE, "uint8")
+        except RequestError as exc:
+            assert exc.field == "observation"
+            return
+        assert rows.dtype == np.uint8 and rows.shape[1:] == SHAPE
+
+    check()
+

@@ -37,6 +37,18 @@ def encode_array(array) -> dict:
             "data": base64.b64encode(np.ascontiguousarray(array).tobytes()).decode("ascii")}
 
 
+def _json_or_text(data: bytes) -> dict:
+    """The answer's JSON object; any other body (a proxy's HTML page, a plain-text 500) as ``{"error": text}``,
+    so that an error always reaches the caller as ``PolicyServerError`` with its status."""
+    if not data:
+        return {}
+    try:
+        answer = json.loads(data)
+    except ValueError:
+        return {"error": data.decode("utf-8", "replace").strip()[:500] or "(empty body)"}
+    return answer if isinstance(answer, dict) else {"error": f"unexpected answer {str(answer)[:200]}"}
+
+
 class PolicyClient:
     def __init__(self, url: str = "http://127.0.0.1:8000", timeout: float = 10.0):
         parsed = urllib.parse.urlsplit(url)
@@ -65,7 +77,7 @@ class PolicyClient:
                 data = response.read()
                 if response.getheader("connection", "").lower() == "close":
                     self.close()
-                return response.status, json.loads(data) if data else {}
+                return response.status, _json_or_text(data)
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
                 self.close()
                 if attempt:

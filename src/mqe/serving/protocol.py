@@ -22,6 +22,8 @@ import numpy as np
 
 
 WIRE_DTYPES = ("uint8", "float32")
+MAX_RANK = 8  # dimensions of a decoded array (a batch of images is 4)
+MAX_ELEMENTS = 2**28  # values in one decoded array (256 M: far beyond any batch a policy call takes)
 
 
 class RequestError(ValueError):
@@ -41,7 +43,8 @@ def decode_array(value: Any, field: str) -> np.ndarray:
         shape, dtype, data = value["shape"], value["dtype"], value["data"]
         if not (isinstance(shape, list) and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
                                                  for d in shape)):
-            raise RequestError(field, f"shape must be a list of non-negative integers, got {shape!r}")
+            raise RequestError(field, f"shape must be a list of non-negative integers, got {_short(shape)}")
+        _check_extent(field, shape)
         if dtype not in WIRE_DTYPES:
             raise RequestError(field, f"dtype must be one of {', '.join(WIRE_DTYPES)}, got {dtype!r}")
         if not isinstance(data, str):
@@ -55,13 +58,49 @@ def decode_array(value: Any, field: str) -> np.ndarray:
             raise RequestError(field, f"data holds {len(raw)} bytes; shape {shape} of {dtype} needs {expected}")
         return np.frombuffer(raw, dtype=dtype).reshape(shape)
     if isinstance(value, list):
+        shape = _list_shape(value, field)
+        _check_extent(field, shape)
         try:
             array = np.asarray(value, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise RequestError(field, "a list must hold numbers only, nested to a regular (rectangular) shape") from None
+        except (TypeError, ValueError, OverflowError):
+            raise RequestError(field, "a list must hold numbers only (integers within float range), nested to a "
+                                      "regular (rectangular) shape") from None
         return array
     raise RequestError(field, f"expected an encoded array {{shape, dtype, data}} or nested lists of numbers, "
                               f"got {type(value).__name__}")
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _check_extent(field: str, shape: list[int]) -> None:
+    """A declared or nested shape is refused before anything is allocated: at most ``MAX_RANK`` dimensions and
+    ``MAX_ELEMENTS`` values (Python integers: a huge shape cannot wrap around)."""
+    if len(shape) > MAX_RANK:
+        raise RequestError(field, f"{len(shape)} dimensions; expected at most {MAX_RANK}")
+    if any(d > MAX_ELEMENTS for d in shape) or math.prod(shape) > MAX_ELEMENTS:
+        raise RequestError(field, f"shape {_short(shape)} holds more than {MAX_ELEMENTS} values")
+
+
+def _list_shape(value: list, field: str) -> list[int]:
+    """The shape of nested lists whose leaves are numbers (``int`` or ``float``, never ``bool`` or ``str``),
+    checked level by level; a ragged nesting or another leaf type is a ``RequestError``."""
+    shape, level = [], [value]
+    while level and isinstance(level[0], list):
+        if len(shape) >= MAX_RANK:
+            raise RequestError(field, f"lists nested deeper than {MAX_RANK} levels")
+        width = len(level[0])
+        if any(not isinstance(item, list) or len(item) != width for item in level):
+            raise RequestError(field, "a list must hold numbers only, nested to a regular (rectangular) shape")
+        shape.append(width)
+        if math.prod(shape) > MAX_ELEMENTS:
+            raise RequestError(field, f"more than {MAX_ELEMENTS} values")
+        level = [inner for item in level for inner in item]
+    if any(isinstance(leaf, bool) or not isinstance(leaf, (int, float)) for leaf in level):
+        raise RequestError(field, "list values must be numbers (not strings, booleans or null)")
+    return shape
 
 
 def model_rows(array: np.ndarray, field: str, observation_shape: tuple[int, ...], dtype: str) -> np.ndarray:
