@@ -327,3 +327,62 @@ def test_the_decoder_answers_any_json_value_with_an_array_or_a_field_error():
 
     check()
 
+
+
+def test_a_token_is_required_when_set_and_the_api_docs_are_off_by_default(policy_run):
+    with ServedPolicy(policy_run, "--max-batch", "2", "--token", "s3cret") as served:
+        with PolicyClient(served.url, token="") as anonymous:
+            anonymous.token = None
+            status, answer = anonymous.request("GET", "/health")
+            assert status == 401 and answer["field"] == "authorization"
+            status, _ = anonymous.request("POST", "/act", _payload(), {"Content-Type": "application/json"})
+            assert status == 401
+        with PolicyClient(served.url, token="wrong") as wrong:
+            with pytest.raises(PolicyServerError) as raised:
+                wrong.act(_frames(1, 1)[0], _frames(1, 2)[0])
+            assert raised.value.status == 401
+        with PolicyClient(served.url, token="s3cret") as client:
+            assert client.health()["max_body_bytes"] == 16 * 2**20
+            assert client.act(_frames(1, 1)[0], _frames(1, 2)[0]).shape == (2,)
+            assert client.request("GET", "/docs")[0] == 404 and client.request("GET", "/openapi.json")[0] == 404
+
+
+def test_https_with_a_certificate_the_test_makes(policy_run, tmp_path):
+    import shutil
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to make a certificate")
+    cert, key = str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    with ServedPolicy(policy_run, "--max-batch", "2", "--tls-cert", cert, "--tls-key", key, "--api-docs") as served:
+        assert served.url.startswith("https://")
+        with PolicyClient(served.url, cafile=cert) as client:
+            assert client.act(_frames(1, 1)[0], _frames(1, 2)[0]).shape == (2,)
+            assert client.request("GET", "/openapi.json")[0] == 200  # --api-docs publishes the schema
+        import ssl
+
+        with PolicyClient(served.url) as untrusting:  # the system's CAs do not know this certificate
+            with pytest.raises(ssl.SSLError):
+                untrusting.health()
+
+
+def test_the_client_refuses_a_body_the_server_would_refuse(server):
+    url, _ = server
+    with PolicyClient(url) as client:
+        big = np.zeros((300, *SHAPE), np.uint8)  # ~77 KB of frames, over the test server's 52 KB limit
+        frames = np.repeat(big, 20, axis=0)  # and over 1 MB, where the client checks before sending
+        with pytest.raises(PolicyServerError) as raised:
+            client.act(frames, frames)
+        assert raised.value.status == 413 and "mqe serve --max-body-mb" in raised.value.message
+        assert client.max_body_bytes == int(MAX_BODY_MB * 2**20)
+
+
+def test_a_non_loopback_address_without_a_token_is_warned_about(policy_run, capsys):
+    """192.0.2.1 (TEST-NET-1) is no address of this machine: the warning comes before the bind, which fails."""
+    with pytest.raises(SystemExit, match="cannot listen on 192.0.2.1"):
+        main(["serve", str(policy_run), "--host", "192.0.2.1", "--port", "0", "--max-batch", "1"])
+    err = capsys.readouterr().err
+    assert "WARNING: listening on 192.0.2.1 without a token" in err and "SSH tunnel" in err

@@ -12,8 +12,8 @@ def register(sub) -> None:
                                      "frame, gets the action (needs the serve extra: FastAPI, uvicorn)")
     p.add_argument("run", help="run directory (its newest checkpoint, full or policy) or a checkpoint file")
     p.add_argument("--host", default="127.0.0.1",
-                   help="address to listen on (default 127.0.0.1, this machine only; 0.0.0.0 for a robot on the "
-                        "network)")
+                   help="address to listen on (default 127.0.0.1, this machine only: reach it from the robot "
+                        "through an SSH tunnel; another address wants --token and --tls-cert/--tls-key)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free port, printed)")
     p.add_argument("--max-batch", type=int, default=32,
                    help="most rows per device call; requests that arrive together share one (default 32)")
@@ -21,6 +21,11 @@ def register(sub) -> None:
                    help="how long a request waits for others to batch with (default 0: none; requests that "
                         "arrive while the device is busy are batched anyway)")
     p.add_argument("--max-body-mb", type=float, default=16.0, help="largest request body accepted (default 16)")
+    p.add_argument("--token", help="require 'Authorization: Bearer TOKEN' on every request (default: "
+                                   "$MQE_SERVE_TOKEN; the client sends its token= or $MQE_SERVE_TOKEN)")
+    p.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM; with --tls-key)")
+    p.add_argument("--tls-key", help="the certificate's private key (PEM)")
+    p.add_argument("--api-docs", action="store_true", help="publish the API's schema at /docs and /openapi.json")
     p.set_defaults(func=serve)
 
 
@@ -34,5 +39,6 @@ def serve(args) -> int:
     from mqe.serving.app import serve as run_server
 
     run_server(args.run, host=args.host, port=args.port, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
-               max_body_mb=args.max_body_mb)
+               max_body_mb=args.max_body_mb, token=args.token, tls_cert=args.tls_cert, tls_key=args.tls_key,
+               api_docs=args.api_docs)
     return 0

@@ -15,6 +15,8 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import os
+import ssl
 import urllib.parse
 
 import numpy as np
@@ -50,11 +52,19 @@ def _json_or_text(data: bytes) -> dict:
 
 
 class PolicyClient:
-    def __init__(self, url: str = "http://127.0.0.1:8000", timeout: float = 10.0):
+    """``url``: http://HOST:PORT or https://HOST:PORT (``cafile``: the server's certificate or its CA, for a
+    self-signed one); ``token``: sent as a bearer token (default ``$MQE_SERVE_TOKEN``)."""
+
+    def __init__(self, url: str = "http://127.0.0.1:8000", timeout: float = 10.0, token: str | None = None,
+                 cafile: str | None = None):
         parsed = urllib.parse.urlsplit(url)
-        if parsed.scheme not in ("http", "") or not parsed.hostname:
-            raise ValueError(f"url must look like http://HOST:PORT, got {url!r}")
-        self.host, self.port, self.timeout = parsed.hostname, parsed.port or 80, timeout
+        if parsed.scheme not in ("http", "https", "") or not parsed.hostname:
+            raise ValueError(f"url must look like http://HOST:PORT or https://HOST:PORT, got {url!r}")
+        self.https = parsed.scheme == "https"
+        self.host, self.port, self.timeout = parsed.hostname, parsed.port or (443 if self.https else 80), timeout
+        self.token = token if token is not None else os.environ.get("MQE_SERVE_TOKEN") or None
+        self.context = ssl.create_default_context(cafile=cafile) if self.https else None
+        self.max_body_bytes: int | None = None  # the server's limit, read from /health before a large request
         self._conn: http.client.HTTPConnection | None = None
 
     def health(self) -> dict:
@@ -63,7 +73,14 @@ class PolicyClient:
     def act(self, observation, goal) -> np.ndarray:
         """The action for one observation and goal, ``(A,)``; or for a batch of each, ``(N, A)``. Frames
         are sent as uint8 as they are, anything else as float32."""
-        answer = self._request("POST", "/act", {"observation": encode_array(observation), "goal": encode_array(goal)})
+        body = json.dumps({"observation": encode_array(observation), "goal": encode_array(goal)}).encode()
+        if len(body) > 2**20:  # a large body: refuse it here if the server would (it could not answer in time)
+            if self.max_body_bytes is None:
+                self.max_body_bytes = int(self.health().get("max_body_bytes") or 0) or None
+            if self.max_body_bytes is not None and len(body) > self.max_body_bytes:
+                raise PolicyServerError(413, f"body: {len(body)} bytes is more than this server takes "
+                                             f"({self.max_body_bytes}; mqe serve --max-body-mb)", "body")
+        answer = self._request("POST", "/act", body=body)
         return np.asarray(answer["action"], np.float32)
 
     def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None
@@ -71,8 +88,11 @@ class PolicyClient:
         """A raw request: (status, decoded JSON answer); no error raised. For tests and debugging."""
         for attempt in (0, 1):  # a keep-alive connection the server closed meanwhile is reopened once
             conn = self._connection()
+            headers = dict(headers or {})
+            if self.token:
+                headers["Authorization"] = f"Bearer {self.token}"
             try:
-                conn.request(method, path, body=body, headers=headers or {})
+                conn.request(method, path, body=body, headers=headers)
                 response = conn.getresponse()
                 data = response.read()
                 if response.getheader("connection", "").lower() == "close":
@@ -100,11 +120,15 @@ class PolicyClient:
 
     def _connection(self) -> http.client.HTTPConnection:
         if self._conn is None:
-            self._conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+            if self.https:
+                self._conn = http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout,
+                                                         context=self.context)
+            else:
+                self._conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
         return self._conn
 
-    def _request(self, method: str, path: str, payload: dict | None = None) -> dict:
-        body = json.dumps(payload).encode() if payload is not None else None
+    def _request(self, method: str, path: str, payload: dict | None = None, body: bytes | None = None) -> dict:
+        body = json.dumps(payload).encode() if payload is not None else body
         headers = {"Content-Type": "application/json"} if body is not None else {}
         status, answer = self.request(method, path, body, headers)
         if status != 200:

@@ -33,7 +33,7 @@ class ServedPolicy:
         reader.start()
         reader.join(self.start_timeout)
         self.banner = lines[0].strip() if lines else ""
-        match = re.search(r"at (http://127\.0\.0\.1:\d+)", self.banner)
+        match = re.search(r"at (https?://127\.0\.0\.1:\d+)", self.banner)
         if not match:
             stderr = self._stderr
             self._stderr = None  # read below, after the process is gone
