@@ -103,3 +103,19 @@ def test_a_run_too_short_to_time_and_a_resumed_run_say_so(tmp_path, capsys):
     assert main(["train", "--dataset", path, "--run-dir", run, "--steps", "2", *tiny]) == 0
     out = capsys.readouterr().out
     assert f"{run}: resuming from step 1" in out and "(resumed at step 1)" in out
+
+
+def test_runs_from_before_and_after_the_discount_rename_are_one_configuration(tmp_path):
+    from mqe.experiments.report import find_runs, group_runs
+
+    for seed in (0, 1):
+        run = os.path.join(tmp_path, f"s{seed}")
+        os.makedirs(run)
+        config = make_config("mqe", None, [f"train.seed={seed}", "train.steps=1000"],
+                             dataset="pointmaze-medium-navigate-v0").to_dict()
+        if seed == 0:  # written before the rename
+            config["agent"]["gamma"] = config["agent"].pop("discount")
+        with open(os.path.join(run, "config.json"), "w") as f:
+            json.dump(config, f)
+    groups = group_runs(find_runs([str(tmp_path)]))
+    assert len(groups) == 1 and len(groups[0].runs) == 2 and not groups[0].variant

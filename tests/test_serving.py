@@ -341,6 +341,13 @@ def test_a_token_is_required_when_set_and_the_api_docs_are_off_by_default(policy
             with pytest.raises(PolicyServerError) as raised:
                 wrong.act(_frames(1, 1)[0], _frames(1, 2)[0])
             assert raised.value.status == 401
+            many = np.zeros((2600, *SHAPE), np.uint8)  # ~670 KB: the 401 arrives after the body, not a broken pipe
+            with pytest.raises(PolicyServerError) as raised:
+                wrong.act(many, many)
+            assert raised.value.status == 401
+        status, _ = PolicyClient(served.url, token="").request("GET", "/health", None,
+                                                                {"Authorization": "bearer s3cret"})
+        assert status == 200, "the scheme is case-insensitive (RFC 7235)"
         with PolicyClient(served.url, token="s3cret") as client:
             assert client.health()["max_body_bytes"] == 16 * 2**20
             assert client.act(_frames(1, 1)[0], _frames(1, 2)[0]).shape == (2,)

@@ -327,7 +327,7 @@ def train_seeds(
     if diverged:
         raise TrainingDiverged("; ".join(
             f"seed {s.config.train.seed}: non-finite loss at step {s.step} (see "
-            f"{os.path.join(s.run_dir, 'train.csv')}); last good checkpoint: {ckpt.latest_checkpoint(s.ckpt_dir)}"
+            f"{os.path.join(s.run_dir, 'train.csv')}); last good checkpoint: {ckpt.newest_good_checkpoint(s.ckpt_dir)[0]}"
             for s in diverged))
     return [TrainResult(s.agent, s.step, s.run_dir, s.train_metrics, s.eval_metrics, s.rate, s.config.train.seed,
                         s.start_step) for s in seeds]

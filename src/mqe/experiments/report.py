@@ -27,7 +27,7 @@ from importlib import resources
 from typing import Any
 
 from mqe import protocol
-from mqe.config import BOOKKEEPING, ConfigError, default_preset, make_config
+from mqe.config import BOOKKEEPING, RENAMED_FIELDS, ConfigError, default_preset, make_config
 from mqe.io import atomic_write_text
 from mqe.protocol import mean_and_se
 
@@ -111,6 +111,9 @@ def read_run(run_dir: str) -> Run | None:
         return None
     if not isinstance(config, dict) or "agent_name" not in config:
         return None
+    renamed = RENAMED_FIELDS.get(config["agent_name"], {})
+    if renamed and isinstance(config.get("agent"), dict):  # runs from before a rename group with those after it
+        config = {**config, "agent": {renamed.get(k, k): v for k, v in config["agent"].items()}}
     evals, episodes = _read_evals(run_dir)
     records = []
     prov = os.path.join(run_dir, "provenance.jsonl")

@@ -60,14 +60,23 @@ class _BearerToken:
     """ASGI middleware: every HTTP request needs ``Authorization: Bearer <token>`` (compared in constant
     time); anything else is a 401 JSON answer."""
 
-    def __init__(self, app, token: str):
-        self.app, self.expected = app, f"Bearer {token}".encode()
+    def __init__(self, app, token: str, max_bytes: int):
+        self.app, self.expected, self.max_bytes = app, token.encode(), max_bytes
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        given = dict(scope["headers"]).get(b"authorization", b"")
-        if not hmac.compare_digest(given, self.expected):
+        scheme, _, given = dict(scope["headers"]).get(b"authorization", b"").partition(b" ")
+        if not (scheme.lower() == b"bearer" and hmac.compare_digest(given.strip(), self.expected)):
+            # Read what the client is still sending (up to the body limit) before answering, so that it sees
+            # this answer instead of a broken pipe.
+            received, more = 0, scope["method"] in ("POST", "PUT", "PATCH")
+            while more and received <= self.max_bytes:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return
+                received += len(message.get("body", b""))
+                more = message.get("more_body", False)
             return await _send_json(send, 401, {"error": "authorization: this server wants the header "
                                                          "'Authorization: Bearer <token>' with its token",
                                                 "field": "authorization"})
@@ -194,7 +203,7 @@ def make_app(policy: Policy, *, max_wait_ms: float = 0.0, max_body_bytes: int = 
 
     app.add_middleware(_BodyLimit, max_bytes=max_body_bytes)
     if token:  # added last, so it runs first: nothing is read from a caller without the token
-        app.add_middleware(_BearerToken, token=token)
+        app.add_middleware(_BearerToken, token=token, max_bytes=max_body_bytes)
     return app
 
 
@@ -224,6 +233,10 @@ def serve(run: str, *, host: str = "127.0.0.1", port: int = 8000, max_batch: int
         print(f"mqe serve: WARNING: listening on {host} without a token: anyone who can reach this port can drive "
               "the robot. Use --token (or MQE_SERVE_TOKEN) with --tls-cert/--tls-key, or bind 127.0.0.1 and reach it "
               "through an SSH tunnel.", file=sys.stderr, flush=True)
+    elif not _is_loopback(host) and not tls_cert:
+        print(f"mqe serve: WARNING: listening on {host} with a token but without TLS: the token and every frame "
+              "travel in clear text. Add --tls-cert/--tls-key, or bind 127.0.0.1 and use an SSH tunnel.",
+              file=sys.stderr, flush=True)
     policy = Policy.from_run(run, max_batch=max_batch)
     seconds = policy.warm_up()
     app = make_app(policy, max_wait_ms=max_wait_ms, max_body_bytes=int(max_body_mb * 2**20), token=token,

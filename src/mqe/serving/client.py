@@ -63,6 +63,11 @@ class PolicyClient:
         self.https = parsed.scheme == "https"
         self.host, self.port, self.timeout = parsed.hostname, parsed.port or (443 if self.https else 80), timeout
         self.token = token if token is not None else os.environ.get("MQE_SERVE_TOKEN") or None
+        if self.token and not self.https and self.host not in ("127.0.0.1", "localhost", "::1"):
+            import warnings
+
+            warnings.warn(f"PolicyClient: sending the token to {self.host} over plain http (clear text); use "
+                          "https:// (mqe serve --tls-cert/--tls-key) or an SSH tunnel to 127.0.0.1", stacklevel=2)
         self.context = ssl.create_default_context(cafile=cafile) if self.https else None
         self.max_body_bytes: int | None = None  # the server's limit, read from /health before a large request
         self._conn: http.client.HTTPConnection | None = None
@@ -81,6 +86,8 @@ class PolicyClient:
                 raise PolicyServerError(413, f"body: {len(body)} bytes is more than this server takes "
                                              f"({self.max_body_bytes}; mqe serve --max-body-mb)", "body")
         answer = self._request("POST", "/act", body=body)
+        if "action" not in answer:
+            raise PolicyServerError(200, f"an answer without an action: {str(answer)[:200]}")
         return np.asarray(answer["action"], np.float32)
 
     def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None
