@@ -8,6 +8,7 @@ de-normalised with them.
 """
 
 import concurrent.futures
+import contextlib
 import json
 import os
 import threading
@@ -220,41 +221,57 @@ def test_serve_names_a_missing_run(tmp_path, capsys):
     assert os.path.exists(tmp_path)
 
 
-def test_the_client_recovers_after_a_timeout():
-    """A timed-out request leaves its connection mid-request; the next call must open a new one (a robot's
-    control loop retries)."""
+@contextlib.contextmanager
+def _stub_server(answer):
+    """A plain HTTP server on loopback whose every request gets ``answer(handler) -> (status, content type,
+    body)``; yields its URL."""
     import http.server
-    import time
 
-    calls = []
-
-    class SlowOnce(http.server.BaseHTTPRequestHandler):
+    class Stub(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def do_GET(self):
-            calls.append(self.path)
-            if len(calls) == 1:
-                time.sleep(1.5)  # longer than the client's timeout
-            body = json.dumps({"status": "ok"}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
+        def _answer(self):
+            if self.headers.get("Content-Length"):
+                self.rfile.read(int(self.headers["Content-Length"]))
+            status, content_type, body = answer(self)
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
 
+        do_GET = do_POST = _answer
+
         def log_message(self, *args):
             pass
 
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), SlowOnce)
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Stub)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     try:
-        with PolicyClient(f"http://127.0.0.1:{httpd.server_address[1]}", timeout=0.5) as client:
-            with pytest.raises(TimeoutError):
-                client.request("GET", "/health")
-            assert client.request("GET", "/health") == (200, {"status": "ok"})
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_the_client_recovers_after_a_timeout():
+    """A timed-out request leaves its connection mid-request; the next call must open a new one (a robot's
+    control loop retries)."""
+    import time
+
+    calls = []
+
+    def slow_once(handler):
+        calls.append(handler.path)
+        if len(calls) == 1:
+            time.sleep(1.5)  # longer than the client's timeout
+        return 200, "application/json", json.dumps({"status": "ok"}).encode()
+
+    with _stub_server(slow_once) as url:
+        with PolicyClient(url, timeout=0.5) as client:
+            with pytest.raises(TimeoutError):
+                client.request("GET", "/health")
+            assert client.request("GET", "/health") == (200, {"status": "ok"})
 
 
 def test_a_server_that_cannot_start_is_reported_with_its_error(tmp_path):
@@ -265,32 +282,11 @@ def test_a_server_that_cannot_start_is_reported_with_its_error(tmp_path):
 
 def test_a_non_json_error_body_reaches_the_caller_as_a_policy_server_error():
     """A proxy's HTML page or a plain-text 500 is a PolicyServerError with its status, not a JSONDecodeError."""
-    import http.server
-
-    class PlainText(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_POST(self):
-            self.rfile.read(int(self.headers["Content-Length"]))
-            body = b"Internal Server Error"
-            self.send_response(500)
-            self.send_header("Content-Type", "text/plain")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), PlainText)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        with PolicyClient(f"http://127.0.0.1:{httpd.server_address[1]}") as client:
+    with _stub_server(lambda handler: (500, "text/plain", b"Internal Server Error")) as url:
+        with PolicyClient(url) as client:
             with pytest.raises(PolicyServerError) as raised:
                 client.act(_frames(1, 1)[0], _frames(1, 2)[0])
-        assert raised.value.status == 500 and "Internal Server Error" in raised.value.message
-    finally:
-        httpd.shutdown()
+    assert raised.value.status == 500 and "Internal Server Error" in raised.value.message
 
 
 def test_the_decoder_answers_any_json_value_with_an_array_or_a_field_error():

@@ -68,15 +68,8 @@ class _BearerToken:
             return await self.app(scope, receive, send)
         scheme, _, given = dict(scope["headers"]).get(b"authorization", b"").partition(b" ")
         if not (scheme.lower() == b"bearer" and hmac.compare_digest(given.strip(), self.expected)):
-            # Read what the client is still sending (up to the body limit) before answering, so that it sees
-            # this answer instead of a broken pipe.
-            received, more = 0, scope["method"] in ("POST", "PUT", "PATCH")
-            while more and received <= self.max_bytes:
-                message = await receive()
-                if message["type"] != "http.request":
-                    return
-                received += len(message.get("body", b""))
-                more = message.get("more_body", False)
+            if scope["method"] in ("POST", "PUT", "PATCH") and not await _drain(receive, self.max_bytes):
+                return
             return await _send_json(send, 401, {"error": "authorization: this server wants the header "
                                                          "'Authorization: Bearer <token>' with its token",
                                                 "field": "authorization"})
@@ -119,21 +112,27 @@ class _BodyLimit:
         headers = dict(scope["headers"])
         length = headers.get(b"content-length")
         if length is None or not length.isdigit():
-            # Read what the client streams (up to the limit) before answering: a client still writing its
-            # body to a closed connection would see a broken pipe instead of this answer.
-            received, more = 0, True
-            while more and received <= self.max_bytes:
-                message = await receive()
-                if message["type"] != "http.request":
-                    return
-                received += len(message.get("body", b""))
-                more = message.get("more_body", False)
+            if not await _drain(receive, self.max_bytes):
+                return
             return await _send_json(send, 411, {"error": "body: send a Content-Length header", "field": "body"})
         if int(length) > self.max_bytes:
             return await _send_json(send, 413, {
                 "error": f"body: {int(length)} bytes is more than this server takes ({self.max_bytes}; "
                          "mqe serve --max-body-mb)", "field": "body"})
         return await self.app(scope, receive, send)
+
+
+async def _drain(receive, max_bytes: int) -> bool:
+    """Reads what the client is still sending (up to ``max_bytes``) before an early answer, so that a client
+    writing its body sees that answer instead of a broken pipe. False: the client went away."""
+    received, more = 0, True
+    while more and received <= max_bytes:
+        message = await receive()
+        if message["type"] != "http.request":
+            return False
+        received += len(message.get("body", b""))
+        more = message.get("more_body", False)
+    return True
 
 
 async def _send_json(send, status: int, content: dict) -> None:
