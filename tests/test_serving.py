@@ -292,7 +292,7 @@ def test_a_non_json_error_body_reaches_the_caller_as_a_policy_server_error():
 def test_the_decoder_answers_any_json_value_with_an_array_or_a_field_error():
     """Property: whatever JSON value arrives, decode_array returns an array or raises RequestError naming the
     field (never another exception), and model_rows likewise."""
-    from hypothesis import given, settings, strategies as st
+    from hypothesis import example, given, settings, strategies as st
 
     leaves = st.one_of(st.none(), st.booleans(), st.integers(min_value=-(10**500), max_value=10**500),
                        st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=5))
@@ -307,6 +307,7 @@ def test_the_decoder_answers_any_json_value_with_an_array_or_a_field_error():
 
     @settings(max_examples=400, deadline=None)
     @given(st.one_of(json_values, encoded))
+    @example({"shape": [0, 117, 11677, 262044, 6440779], "dtype": "float32", "data": ""})  # found by this test
     def check(value):
         try:
             array = decode_array(value, "observation")

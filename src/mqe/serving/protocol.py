@@ -80,7 +80,8 @@ def _check_extent(field: str, shape: list[int]) -> None:
     ``MAX_ELEMENTS`` values (Python integers: a huge shape cannot wrap around)."""
     if len(shape) > MAX_RANK:
         raise RequestError(field, f"{len(shape)} dimensions; expected at most {MAX_RANK}")
-    if any(d > MAX_ELEMENTS for d in shape) or math.prod(shape) > MAX_ELEMENTS:
+    # The nonzero dimensions too: numpy refuses a shape whose nonzero extents overflow even when one is 0.
+    if math.prod(d for d in shape if d) > MAX_ELEMENTS:
         raise RequestError(field, f"shape {_short(shape)} holds more than {MAX_ELEMENTS} values")
 
 
